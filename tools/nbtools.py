@@ -110,21 +110,20 @@ def html_docs(root: Path = ROOT, out: Path | None = None) -> list[Path]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     exporter = HTMLExporter()
-    pages = []
-    for nb_path in sorted(proc.glob("*.ipynb")):
+    rendered = []
+    for nb_path in sorted(proc.glob("*.ipynb"), key=lambda p: (p.stem != "index", p.stem)):
         nb = nbformat.read(nb_path, as_version=4)
-        title = next((c.source.splitlines()[0].lstrip("# ").strip() for c in nb.cells
-                      if c.cell_type == "markdown" and c.source.startswith("# ")), nb_path.stem)
+        fm = next((c.source for c in nb.cells if c.cell_type == "raw" and c.source.startswith("---")), "")
+        m = re.search(r"^title:\s*(.+)$", fm, re.M)
+        title = m.group(1).strip().strip("'\"") if m else nb_path.stem
         html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
-        page = out / (nb_path.stem + ".html")
-        page.write_text(html, encoding="utf-8")
-        pages.append((page, title))
-    links = "\n".join(f'<li><a href="{p.name}">{t}</a> <code>{p.stem}</code></li>' for p, t in pages)
-    (out / "index.html").write_text(
-        f"<!doctype html><meta charset='utf-8'><title>blip_nb docs (offline)</title>"
-        f"<h1>blip_nb</h1><p>Offline rendering of the processed notebooks (quarto was not found).</p><ul>{links}</ul>",
-        encoding="utf-8")
-    return [p for p, _ in pages]
+        rendered.append((out / (nb_path.stem + ".html"), title, html))
+    nav = " | ".join(f'<a href="{p.name}">{t}</a>' for p, t, _ in rendered)
+    nav = (f'<nav style="padding:.6em 1em;border-bottom:1px solid #ccc;font-family:sans-serif">{nav}'
+           f'<span style="float:right;color:#888">offline rendering (quarto not found)</span></nav>')
+    for page, _, html in rendered:
+        page.write_text(re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, html, count=1), encoding="utf-8")
+    return [p for p, _, _ in rendered]
 
 
 def docs(root: Path = ROOT) -> str:
