@@ -101,21 +101,46 @@ def process_docs(root: Path = ROOT) -> Path:
     finally: os.chdir(cwd)
 
 
+_ATTRS = re.compile(r"\{(?:target|style|\.)[^{}]*\}")  # quarto/pandoc attribute blocks: {target="_blank" ...}
+
+def _quarto_to_plain(nb) -> str:
+    "Make an nbdev-processed notebook readable without quarto (in place); returns its title."
+    title = ""
+    for cell in nb.cells:
+        if cell.cell_type == "raw" and cell.source.startswith("---"):  # front matter -> a title and a summary
+            import yaml
+            meta = yaml.safe_load(cell.source.strip().strip("-")) or {}
+            title, desc = str(meta.get("title", "")).strip(), str(meta.get("description", "")).strip()
+            cell.cell_type, cell.source = "markdown", f"# {title}" + (f"\n\n> {desc}" if desc else "")
+            cell.pop("attachments", None)
+        elif cell.cell_type == "markdown": cell.source = _ATTRS.sub("", cell.source)
+        elif cell.cell_type == "code":
+            lines = cell.source.splitlines()
+            if any(re.match(r"#\|\s*echo:\s*false", l) for l in lines): cell.metadata.setdefault("tags", []).append("hide_input")
+            cell.source = "\n".join(l for l in lines if not l.lstrip().startswith("#|"))
+            for o in cell.get("outputs", []):
+                md = o.get("data", {}).get("text/markdown")
+                if md is not None: o["data"]["text/markdown"] = _ATTRS.sub("", "".join(md))
+    return title
+
 def html_docs(root: Path = ROOT, out: Path | None = None) -> list[Path]:
     "Offline HTML rendering (nbconvert) of the processed notebooks, with an index page."
     from nbconvert import HTMLExporter
+    from traitlets.config import Config as TLConfig
     import nbformat
     proc = process_docs(root)
     out = Path(out or root / "_docs")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    exporter = HTMLExporter()
+    c = TLConfig()
+    c.TagRemovePreprocessor.enabled = True
+    c.TagRemovePreprocessor.remove_input_tags = {"hide_input"}
+    c.HTMLExporter.exclude_input_prompt = c.HTMLExporter.exclude_output_prompt = True
+    exporter = HTMLExporter(config=c)
     rendered = []
     for nb_path in sorted(proc.glob("*.ipynb"), key=lambda p: (p.stem != "index", p.stem)):
         nb = nbformat.read(nb_path, as_version=4)
-        fm = next((c.source for c in nb.cells if c.cell_type == "raw" and c.source.startswith("---")), "")
-        m = re.search(r"^title:\s*(.+)$", fm, re.M)
-        title = m.group(1).strip().strip("'\"") if m else nb_path.stem
+        title = _quarto_to_plain(nb) or nb_path.stem
         html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
         rendered.append((out / (nb_path.stem + ".html"), title, html))
     nav = " | ".join(f'<a href="{p.name}">{t}</a>' for p, t, _ in rendered)
