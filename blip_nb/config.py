@@ -287,7 +287,7 @@ def _default(lang="en") -> Blip2Config:
     v = VisionConfig.efficientnet_lite0()
     bert = TextConfig.minilm(v.width, 2, 30524)
     if lang == "ja": bert = bert.replace(lang="ja", tokenizer="package:suparunidic-unidic32k", vocab_size=32008)
-    return Blip2Config(vision=v, qformer=QFormerConfig(bert, num_query_tokens=32, embed_dim=256, max_txt_len=32))
+    return Blip2Config(vision=v, qformer=QFormerConfig(bert, num_query_tokens=8, embed_dim=256, max_txt_len=16))
 
 # %% ../nbs/00_config.ipynb #9ad7f2fe
 PRESETS = {
