@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_train.ipynb #77fd2fe9
 from __future__ import annotations
-import contextlib, dataclasses, gc, hashlib, json, math, os, random, re, signal, tempfile, threading, time, warnings
+import contextlib, dataclasses, gc, hashlib, json, math, os, random, re, signal, sys, tempfile, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -678,9 +678,14 @@ def _ddp_train_worker(rank:int, world_size:int, tmp:str, cfg:dict, n:int):
             state = model.state_dict() if strategy == "ddp" else {}  # FSDP's are shards: read its checkpoint instead
             torch.save({"state": state, "step": res.step, "status": res.status}, f"{tmp}/{name}_rank{rank}.pt")
             del model, res, state; gc.collect()  # free DDP / FSDP state before the process group goes
-        dist.barrier()
-    finally:
+        dist.barrier()  # every rank has written its results
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    # Leave without running gloo's C++ destructors: torn down at interpreter exit they can abort ("terminate
+    # called without an active exception", seen now and then). The results are on disk.
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)
 
 def ddp_train_check(cfg:TrainConfig, # per-process settings (out_dir is replaced)
                     world_size:int=2, n:int=64) -> dict:
