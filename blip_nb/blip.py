@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BlipConfig, TextConfig
-from .layers import Layer, TextEmbeddings, attention_mask, generate_tokens, remap_state_dict
+from .layers import (Layer, TextEmbeddings, attention_mask, cached_mask, generate_tokens, remap_state_dict,
+                            reorder_cache)
 from .losses import FeatureQueue, Gather, clamp_temp, copy_params, itc_momentum_loss, itm_loss, lm_labels, lm_loss
 from .losses import momentum_update, sample_hard_negatives
 from .qformer import LMHead, init_bert_weights, layer_key_map
@@ -57,7 +58,7 @@ class MED(nn.Module):
         "Hidden states (B, L, H)."
         x = self.embed(input_ids, start=start)
         if cache is not None:  # incremental: new tokens see every cached position, so no mask is needed
-            mask = None if input_ids.shape[1] == 1 else self._cached_mask(input_ids.shape[1], start, x.device)
+            mask = cached_mask(input_ids.shape[1], start, x.device)
         else:
             if text_mask is None: text_mask = torch.ones_like(input_ids)
             mask = attention_mask(text_mask, causal=causal)
@@ -66,12 +67,6 @@ class MED(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x, mask, image, imask, cache=None if cache is None else cache[i])
         return x
-
-    @staticmethod
-    def _cached_mask(L, start, device):  # several new tokens after `start` cached ones: causal among the new
-        m = torch.ones(L, start + L, dtype=torch.bool, device=device)
-        m[:, start:] = torch.tril(torch.ones(L, L, dtype=torch.bool, device=device))
-        return m[None, None]
 
     def logits(self, hidden:torch.Tensor) -> torch.Tensor:
         "Next-token logits from hidden states (needs the LM head)."
@@ -160,14 +155,10 @@ class BlipCaption(LazyTokenizer, nn.Module):
         dec = self.text_decoder
         cache = [{} for _ in dec.layers]
         def step(ids, start): return dec.logits(dec(ids, None, emb, cache=cache, start=start)[:, -1])
-        def reorder(index):
-            for c in cache:
-                for sub in c.values():
-                    for k in sub: sub[k] = sub[k].index_select(0, index)
         prompt_ids = self.prompt_ids(prompt).to(emb.device).expand(emb.shape[0], -1)
         return generate_tokens(step, prompt_ids, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id,
                                method=method, num_beams=num_beams, max_length=max_length, min_length=min_length,
-                               top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, reorder=reorder,
+                               top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, reorder=lambda i: reorder_cache(cache, i),
                                generator=generator)
 
     def generate(self, image:torch.Tensor, prompt:str|None=None, **kw) -> list[str]:

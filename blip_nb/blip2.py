@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Blip2Config, QFormerConfig
-from .layers import generate_tokens, remap_state_dict
+from .layers import cached_mask, generate_tokens, remap_state_dict, reorder_cache
 from .blip import LazyTokenizer
 from .losses import Gather, clamp_temp, itc_loss, itm_loss, lm_labels, lm_loss, sample_hard_negatives
 from .qformer import QFormer, qformer_key_map
@@ -188,18 +188,6 @@ def blip2_qformer_from_transformers(hf_model, tokenizer=None) -> Blip2Qformer:
     return model.eval()
 
 # %% ../nbs/07_blip2.ipynb #c01e625e
-def _reorder_cache(cache:list, index:torch.Tensor):
-    "Select rows `index` of every cached tensor (beam search)."
-    for c in cache:
-        for sub in c.values():
-            for k in sub: sub[k] = sub[k].index_select(0, index)
-
-def _cached_mask(L:int, n_cached:int, device) -> torch.Tensor:
-    "Mask for L new tokens after `n_cached` cached positions: all cached visible, causal among the new."
-    m = torch.ones(L, n_cached + L, dtype=torch.bool, device=device)
-    m[:, n_cached:] = torch.tril(torch.ones(L, L, dtype=torch.bool, device=device))
-    return m[None, None]
-
 @torch.no_grad()
 def qformer_generate(model:Blip2Qformer, image_embeds:torch.Tensor, # [B, N, width]
                      method:str="beam", num_beams:int=3, max_length:int=30, min_length:int=10, top_p:float=0.9,
@@ -215,13 +203,13 @@ def qformer_generate(model:Blip2Qformer, image_embeds:torch.Tensor, # [B, N, wid
     for layer, c in zip(qf.layers, cache): x = layer(x, None, image.to(x.dtype), None, Q, cache=c)
     def step(ids, start):
         h = qf.embed(ids, start=start)
-        mask = None if ids.shape[1] == 1 else _cached_mask(ids.shape[1], Q + start, h.device)
+        mask = cached_mask(ids.shape[1], Q + start, h.device)
         for layer, c in zip(qf.layers, cache): h = layer(h, mask, None, None, 0, cache=c)
         return qf.lm_head(h[:, -1])
     prompt = torch.full((N, 1), tok.bos_token_id, dtype=torch.long, device=image.device)
     out = generate_tokens(step, prompt, tok.sep_token_id, tok.pad_token_id, method=method, num_beams=num_beams,
                           max_length=max_length, min_length=min_length, top_p=top_p, top_k=top_k,
-                          repetition_penalty=repetition_penalty, reorder=lambda i: _reorder_cache(cache, i),
+                          repetition_penalty=repetition_penalty, reorder=lambda i: reorder_cache(cache, i),
                           generator=generator)
     return tok.batch_decode(out, skip_special_tokens=True)
 

