@@ -14,6 +14,7 @@ from .config import BlipConfig, TextConfig
 from .layers import (Layer, TextEmbeddings, attention_mask, cached_mask, generate_tokens, remap_state_dict,
                             reorder_cache)
 from .losses import FeatureQueue, Gather, clamp_temp, copy_params, itc_momentum_loss, itm_loss, lm_labels, lm_loss
+from .losses import lm_loss_from_hidden
 from .losses import momentum_update, sample_hard_negatives
 from .qformer import LMHead, init_bert_weights, layer_key_map
 from .tokenizer import get_tokenizer
@@ -140,8 +141,8 @@ class BlipCaption(LazyTokenizer, nn.Module):
         ids, mask = tok["input_ids"].clone(), tok["attention_mask"]
         ids[:, 0] = self.tokenizer.bos_token_id  # [CLS] -> [DEC]
         labels = lm_labels(ids, mask, prompt_lengths=self.prompt_ids().shape[1])
-        logits = self.text_decoder.logits(self.text_decoder(ids, mask, image, causal=True))
-        return lm_loss(logits, labels, label_smoothing=self.cfg.label_smoothing)
+        hidden = self.text_decoder(ids, mask, image, causal=True)
+        return lm_loss_from_hidden(hidden, self.text_decoder.logits, labels, label_smoothing=self.cfg.label_smoothing)
 
     @torch.no_grad()
     def generate_ids(self, image:torch.Tensor, # [B, 3, H, W]
@@ -378,6 +379,6 @@ class BlipPretrain(BlipRetrieval):
         "The three pre-training losses and their sum."
         r = self.contrastive_losses(samples, gather, generator, alpha)
         dec_ids = r.ids.clone(); dec_ids[:, 0] = self.tokenizer.bos_token_id  # [CLS] -> [DEC]
-        logits = self.text_decoder.logits(self.text_decoder(dec_ids, r.mask, r.image_embeds, causal=True))
-        loss_lm = lm_loss(logits, lm_labels(dec_ids, r.mask), label_smoothing=self.cfg.label_smoothing)
+        hidden = self.text_decoder(dec_ids, r.mask, r.image_embeds, causal=True)
+        loss_lm = lm_loss_from_hidden(hidden, self.text_decoder.logits, lm_labels(dec_ids, r.mask), label_smoothing=self.cfg.label_smoothing)
         return BlipPretrainOutput(r.loss_itc + r.loss_itm + loss_lm, r.loss_itc, r.loss_itm, loss_lm)

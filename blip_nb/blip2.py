@@ -12,7 +12,7 @@ from torch import nn
 from .config import Blip2Config, QFormerConfig
 from .layers import cached_mask, generate_tokens, remap_state_dict, reorder_cache
 from .blip import LazyTokenizer
-from .losses import Gather, clamp_temp, itc_loss, itm_loss, lm_labels, lm_loss, sample_hard_negatives
+from .losses import Gather, clamp_temp, itc_loss, itm_loss, lm_labels, lm_loss, lm_loss_from_hidden, sample_hard_negatives
 from .qformer import QFormer, qformer_key_map
 from .vision import build_vision_encoder
 
@@ -56,10 +56,10 @@ class Blip2Qformer(LazyTokenizer, nn.Module):
 
     def _text_config(self): return self.cfg.qformer.bert
 
-    def tokenize(self, text:list[str]) -> dict:
-        "Pad / truncate captions to `max_txt_len` tokens, checking the ids fit the embedding."
-        t = self.tokenizer(text, padding="max_length", truncation=True, max_length=self.cfg.qformer.max_txt_len,
-                           return_tensors="pt").to(self.temp.device)
+    def tokenize(self, text:list[str], pad_to_max:bool=False) -> dict:
+        "Truncate captions to `max_txt_len` tokens, padded to the longest (or to `max_txt_len`); checks the ids fit the embedding."
+        t = self.tokenizer(text, padding="max_length" if pad_to_max else "longest", truncation=True,
+                           max_length=self.cfg.qformer.max_txt_len, return_tensors="pt").to(self.temp.device)
         if int(t["input_ids"].max()) >= self.Qformer.embed.word.num_embeddings:
             raise ValueError(f"token id {int(t['input_ids'].max())} is outside the Q-Former's "
                              f"{self.Qformer.embed.word.num_embeddings}-row vocabulary: tokenizer and model disagree")
@@ -93,7 +93,7 @@ class Blip2Qformer(LazyTokenizer, nn.Module):
         "The three stage-1 losses and their sum."
         g = gather or Gather()
         image_embeds = samples["image_embeds"] if "image_embeds" in samples else self.encode_image(samples["image"])
-        text = self.tokenize(samples["text_input"])
+        text = self.tokenize(samples["text_input"], pad_to_max=g.world_size > 1)  # ranks gather equal-length ids
         ids, mask = text["input_ids"], text["attention_mask"]
         image_ids = samples.get("image_id")
         B = ids.shape[0]
@@ -119,7 +119,7 @@ class Blip2Qformer(LazyTokenizer, nn.Module):
         dec_ids[:, 0] = self.tokenizer.bos_token_id
         h = self.Qformer(image_embeds, dec_ids, mask, causal=True)[:, self.cfg.qformer.num_query_tokens:]
         labels = lm_labels(dec_ids, mask)
-        loss_lm = lm_loss(self.Qformer.lm_head(h), labels, label_smoothing=self.cfg.label_smoothing)
+        loss_lm = lm_loss_from_hidden(h, self.Qformer.lm_head, labels, label_smoothing=self.cfg.label_smoothing)
         return Blip2Output(itc.loss + loss_itm + loss_lm, itc.loss, loss_itm, loss_lm)
 
     @torch.no_grad()

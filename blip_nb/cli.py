@@ -174,15 +174,30 @@ def _cmd_config(a):
     return 0
 
 def _cmd_train(a):
-    from blip_nb.recipes import train_default
-    if a.recipe != "default":
-        raise ValueError(f"recipe {a.recipe!r} is not available from the command line yet; available: default")
-    for lang in a.lang:
-        r = train_default(lang, a.out, steps=a.steps, batch_size=a.batch_size, seed=a.seed, progress=not a.quiet,
-                          n_train=a.limit, n_test=a.limit)
-        t = r["test"]
-        print(f"{lang}: {r['steps']} steps in {r['seconds']['total']} s; test R@1 i2t {t['i2t_r1']:.3f} t2i {t['t2i_r1']:.3f}, "
-              f"exact captions {t['exact']:.1%}; saved {r['checkpoint']}")
+    from blip_nb import recipes
+    if a.recipe == "default":
+        for lang in a.lang or ["en", "ja"]:
+            r = recipes.train_default(lang, a.out or "models", steps=a.steps, batch_size=a.batch_size or 64, seed=a.seed,
+                                      progress=not a.quiet, n_train=a.limit, n_test=a.limit)
+            t = r["test"]
+            print(f"{lang}: {r['steps']} steps in {r['seconds']['total']} s; test R@1 i2t {t['i2t_r1']:.3f} t2i {t['t2i_r1']:.3f}, "
+                  f"exact captions {t['exact']:.1%}; saved {r['checkpoint']}")
+        return 0
+    if a.recipe not in recipes.RECIPES:
+        raise ValueError(f"unknown recipe {a.recipe!r}; recipes: default, {', '.join(recipes.RECIPES)}")
+    if a.data is None: raise ValueError(f"{a.recipe} needs --data (an annotation .json, an img2dataset folder or easy-vqa)")
+    if a.limit: raise ValueError("--limit applies to the default recipe only")
+    kw = dict(config=a.config, init=a.init, image_root=a.image_root, vision_precision=a.vision_precision,
+              max_steps=a.steps, epochs=a.epochs, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
+              precision=a.precision, seed=a.seed, num_workers=a.workers, resume=a.resume, progress=not a.quiet)
+    if a.recipe != "blip2_japanese": kw["lang"] = (a.lang or ["en"])[0]
+    if a.recipe.startswith("blip2"): kw["cache_features"] = not a.no_cache
+    if a.recipe == "blip2_stage2": kw["llm"] = a.llm
+    elif a.llm: raise ValueError("--llm is for blip2_stage2")
+    kw = {k: v for k, v in kw.items() if v is not None}
+    r = recipes.RECIPES[a.recipe](a.data, a.out or f"runs/{a.recipe}", **kw)
+    last = {k: round(v, 4) for k, v in (r.train.history[-1] if r.train.history else {}).items() if k.startswith("loss")}
+    print(f"{a.recipe}: {r.train.status} after {r.train.step} steps ({r.seconds}); last losses {last}; saved {r.checkpoint}")
     return 0
 
 def _parser() -> argparse.ArgumentParser:
@@ -202,15 +217,30 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("name", nargs="?", default=None, help="preset name (omit to list them)")
     c.add_argument("--save", default=None, help="write the JSON to this path instead of printing it")
     c.set_defaults(func=_cmd_config)
-    r = sub.add_parser("train", help="train a recipe (now: the embedded default on easy-vqa)")
-    r.add_argument("recipe", help="recipe name: default")
-    r.add_argument("--lang", nargs="+", choices=["en", "ja"], default=["en", "ja"])
-    r.add_argument("--out", default="models", help="where models, metrics and loss curves go (default: models)")
-    r.add_argument("--steps", type=int, default=150)
-    r.add_argument("--batch-size", type=int, default=64)
+    r = sub.add_parser("train", help="train a recipe on your data, or the embedded default on easy-vqa",
+                       description="Recipes: default (the embedded default, English then Japanese), blip2_stage1, "
+                                   "blip2_stage2, blip2_japanese, blip_retrieval, blip_caption.")
+    r.add_argument("recipe", help="default | blip2_stage1 | blip2_stage2 | blip2_japanese | blip_retrieval | blip_caption")
+    r.add_argument("--data", help="annotation .json (Karpathy, VG, COCO/STAIR, DLIP), img2dataset folder, or easy-vqa")
+    r.add_argument("--image-root", help="folder the annotation's image paths are relative to (default: the .json's folder)")
+    r.add_argument("--lang", nargs="+", choices=["en", "ja"], help="caption language (default: en; default recipe: en ja)")
+    r.add_argument("--config", help="model preset name or config .json (default: the recipe's published model)")
+    r.add_argument("--init", help="checkpoint to start from (LAVIS / BLIP .pth, transformers directory, blip_nb file)")
+    r.add_argument("--llm", help="blip2_stage2: local directory of the causal LM (AutoModelForCausalLM)")
+    r.add_argument("--out", help="run directory (default: runs/RECIPE; default recipe: models)")
+    r.add_argument("--steps", type=int, help="optimizer steps (default: the recipe's epochs)")
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--batch-size", type=int, help="per process (default: the recipe's)")
+    r.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
+    r.add_argument("--lr", type=float, help="peak learning rate")
+    r.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast (default: bf16; fp16 on GPUs without bf16)")
+    r.add_argument("--vision-precision", choices=["fp32", "bf16", "fp16"], help="hold the image encoder in this dtype (low memory)")
+    r.add_argument("--no-cache", action="store_true", help="encode images every step (with augmentation) instead of caching features")
+    r.add_argument("--workers", type=int, help="DataLoader worker processes")
+    r.add_argument("--resume", help="auto (default: continue the run in --out), never, or a checkpoint path")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--quiet", action="store_true", help="no progress bars")
-    r.add_argument("--limit", type=int, default=0, help="use only the first N train and test images (quick checks)")
+    r.add_argument("--limit", type=int, default=0, help="default recipe: use only the first N train and test images (quick checks)")
     r.set_defaults(func=_cmd_train)
     return p
 
@@ -222,3 +252,6 @@ def main(argv=None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"blip_nb {a.command}: error: {msg}", file=sys.stderr)
         return 1
+
+# %% ../nbs/16_cli.ipynb #6dde0615
+if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())  # python -m blip_nb.cli (not in a notebook)

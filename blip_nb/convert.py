@@ -390,11 +390,12 @@ def save_checkpoint(model:nn.Module, # any of BlipCaption, BlipRetrieval, Blip2Q
                     path, # the .safetensors file to write
                     include_llm:bool=True, # Blip2LLM: store the (frozen) LLM's weights too
                    ) -> Path:
-    "Write `model` as safetensors with its class and config in the metadata; tied weights stored once."
+    "Write `model` as safetensors with its class and config in the metadata; tied weights stored once, momentum copies left out."
     from safetensors.torch import save_file
     name = type(model).__name__
     if name not in _CLASSES: raise TypeError(f"save_checkpoint saves {list(_CLASSES)}; got {name}")
-    sd = {k: v for k, v in model.state_dict().items() if include_llm or not k.startswith("llm.")}
+    sd = {k: v for k, v in model.state_dict().items() if (include_llm or not k.startswith("llm."))
+          and not re.match(_MOMENTUM, k)}  # momentum encoders and queue are training state (the run checkpoints keep them)
     alias = _ties(sd)
     tensors = {k: v.detach().contiguous().cpu() for k, v in sd.items() if k not in alias}
     meta = {"format": "blip_nb", "class": name, "tied": json.dumps(alias),

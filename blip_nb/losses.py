@@ -14,9 +14,9 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['Gather', 'clamp_temp', 'pair_similarity', 'positive_mask', 'ItcOutput', 'soft_cross_entropy', 'itc_loss',
-           'sample_hard_negatives', 'itm_targets', 'itm_loss', 'lm_labels', 'lm_loss', 'copy_params', 'momentum_update',
-           'FeatureQueue', 'itc_distill_targets', 'itc_momentum_loss', 'kd_kl_loss', 'feature_cosine_loss',
-           'attention_kl_loss', 'gloo_worker', 'ddp_itc_check']
+           'sample_hard_negatives', 'itm_targets', 'itm_loss', 'lm_labels', 'lm_loss', 'lm_loss_from_hidden',
+           'copy_params', 'momentum_update', 'FeatureQueue', 'itc_distill_targets', 'itc_momentum_loss', 'kd_kl_loss',
+           'feature_cosine_loss', 'attention_kl_loss', 'gloo_worker', 'ddp_itc_check']
 
 # %% ../nbs/05_losses.ipynb #9e542ade
 class _AllGatherGrad(torch.autograd.Function):
@@ -257,6 +257,21 @@ def lm_loss(logits:torch.Tensor, # [B, L, V] decoder output at every position
         per = F.cross_entropy(shifted, target, ignore_index=-100, label_smoothing=label_smoothing, reduction="none")
         return per.view(B, L - 1).sum(1)
     raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+# %% ../nbs/05_losses.ipynb #d06849ab
+def lm_loss_from_hidden(hidden:torch.Tensor, # [B, L, H] decoder hidden states at every position
+                        head:Callable, # hidden [N, H] -> logits [N, V] (the LM head)
+                        labels:torch.Tensor, # [B, L] (not shifted), -100 = ignore
+                        label_smoothing:float=0.1,
+                       ) -> torch.Tensor:
+    "`lm_loss(head(hidden), labels)` (mean over tokens), with the head applied only where a label is predicted."
+    if hidden.ndim != 3 or labels.shape != hidden.shape[:2]:
+        raise ValueError(f"hidden must be [B, L, H] and labels [B, L]; got {tuple(hidden.shape)} and {tuple(labels.shape)}")
+    target = labels[:, 1:]
+    keep = target != -100
+    if not keep.any(): raise ValueError("lm_loss: every label is -100, nothing to predict")
+    return F.cross_entropy(head(hidden[:, :-1][keep]), target[keep], label_smoothing=label_smoothing)
+
 
 # %% ../nbs/05_losses.ipynb #166092b9
 @torch.no_grad()

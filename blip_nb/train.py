@@ -22,9 +22,9 @@ from .losses import Gather, gloo_worker, itc_loss
 __all__ = ['TrainConfig', 'rank_world', 'init_distributed', 'vit_layer_id', 'param_groups', 'build_optimizer', 'lr_at',
            'build_scheduler', 'collate_samples', 'batch_size_of', 'atomic_write', 'save_weights', 'load_weights',
            'get_rng_state', 'set_rng_state', 'rng_fork', 'seed_everything', 'StopSignals', 'ToyOutput',
-           'set_grad_checkpointing', 'loss_fields', 'NonFiniteLossError', 'last_checkpoint', 'TrainResult',
-           'read_metrics', 'plot_metrics', 'train', 'ddp_train_check', 'encoder_fingerprint', 'FeatureCache',
-           'build_feature_cache', 'CachedFeatures']
+           'set_grad_checkpointing', 'forward_kwargs', 'loss_fields', 'NonFiniteLossError', 'last_checkpoint',
+           'TrainResult', 'read_metrics', 'plot_metrics', 'train', 'ddp_train_check', 'encoder_fingerprint',
+           'FeatureCache', 'build_feature_cache', 'CachedFeatures']
 
 # %% ../nbs/10_train.ipynb #8760e166
 @dataclass
@@ -392,6 +392,13 @@ def _load_states(wrapped:nn.Module, opt, cfg:TrainConfig, weights:Path, opt_stat
     load_weights(wrapped, weights)
     opt.load_state_dict(opt_state)
 
+def forward_kwargs(model:nn.Module, gather, generator) -> dict:
+    "The loop's extras that `model.forward` accepts: `gather` and `generator` (a caption model's forward takes neither)."
+    import inspect
+    ps = inspect.signature(model.forward).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in ps.values()): return {"gather": gather, "generator": generator}
+    return {k: v for k, v in (("gather", gather), ("generator", generator)) if k in ps}
+
 def loss_fields(out) -> dict:
     "The scalar losses of a model output: `.loss` and every `loss_*` field (a bare tensor counts as the loss)."
     if isinstance(out, torch.Tensor): return {"loss": out}
@@ -461,7 +468,7 @@ def plot_metrics(path, # a metrics.jsonl written by `train`
     return out
 
 # %% ../nbs/10_train.ipynb #d59c9dc4
-def train(model:nn.Module, # forward(samples, gather=..., generator=...) -> object with .loss (and loss_* fields)
+def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a loss tensor, or an object with .loss (and loss_* fields)
           train_data, # a map-style Dataset of samples (dicts; None = a bad sample)
           cfg:TrainConfig,
           *,
@@ -588,6 +595,7 @@ def train(model:nn.Module, # forward(samples, gather=..., generator=...) -> obje
     saved_step = st["step"] if ptr is not None else -1
     sums, n_sum, t_log, samples_log = {}, 0, time.time(), st["samples"]
     samples_start, t_loop = st["samples"], time.time()
+    fwd_kw = forward_kwargs(model, gather, gen)
     wrapped.train()
     opt.zero_grad(set_to_none=True)
     try:
@@ -609,7 +617,7 @@ def train(model:nn.Module, # forward(samples, gather=..., generator=...) -> obje
                     sync = micro + 1 == cfg.grad_accum
                     ctx = wrapped.no_sync() if (not sync and hasattr(wrapped, "no_sync")) else contextlib.nullcontext()
                     with ctx:
-                        with autocast: out = wrapped(batch, gather=gather, generator=gen)
+                        with autocast: out = wrapped(batch, **fwd_kw)
                         fields = {k: v.float() for k, v in loss_fields(out).items()}
                         bad = not bool(torch.isfinite(fields["loss"]))
                         if world > 1: bad = _all_reduce(float(bad), "max") > 0

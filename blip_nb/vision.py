@@ -395,14 +395,18 @@ class EfficientNetEncoder(_EncoderMixin, nn.Module):
             if "conv_stem.weight" not in sd: sd = efficientnet_state_from_package(sd, self.net.state_dict())
             check_state_keys(self.net.state_dict(), sd, f"checkpoint {cfg.weights}")
             self.net.load_state_dict(sd)
+        self.net.to(memory_format=torch.channels_last)  # depthwise convolutions run ~2x faster on CPU in NHWC
         self._setup(cfg)
 
     def set_grad_checkpointing(self, enable:bool=True): self.net.set_grad_checkpointing(enable)
     def _input_weight(self): return self.net.conv_stem.weight
+    eval_chunk = 4  # images per forward in eval mode: small batches stay in the CPU's cache (BatchNorm uses running stats)
     def tokens(self, x:torch.Tensor) -> torch.Tensor:
         "[B, 3, S, S] -> [B, (S/32)^2, C]: the feature map after conv_head + bn2, one token per cell."
-        f = self.net.forward_features(x)  # [B, C, S/32, S/32]
-        return f.flatten(2).transpose(1, 2)  # [B, (S/32)^2, C]
+        x = x.contiguous(memory_format=torch.channels_last)
+        n = self.eval_chunk if not self.training and self.eval_chunk else x.shape[0]
+        f = torch.cat([self.net.forward_features(c) for c in x.split(n)])  # [B, C, S/32, S/32]
+        return f.flatten(2).transpose(1, 2).contiguous()  # [B, (S/32)^2, C]
 
     def classify(self, pixel_values:torch.Tensor) -> torch.Tensor:
         "ImageNet logits [B, 1000] (pooling + the classifier the weights came with)."

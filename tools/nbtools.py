@@ -161,6 +161,23 @@ def docs(root: Path = ROOT) -> str:
             f"into {root / '_docs'} (open _docs/index.html); install quarto and re-run for the full site")
 
 
+def execute(nb_path: Path, skip_flags: tuple = ("slow", "cuda"), timeout: int = 3600) -> int:
+    "Run a notebook in place (from nbs/, offline) skipping cells flagged `#| slow` / `#| cuda`: those keep their stored outputs."
+    import nbformat
+    from nbclient import NotebookClient
+    nb_path = Path(nb_path).resolve()
+    nb = nbformat.read(nb_path, as_version=4)
+    skip = lambda c: c.cell_type == "code" and any(_directives(c.source)[0].get(f) is not None for f in skip_flags)
+    kept = {i: c for i, c in enumerate(nb.cells) if skip(c)}
+    run = nbformat.from_dict(dict(nb, cells=[c for i, c in enumerate(nb.cells) if i not in kept]))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    NotebookClient(run, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(nb_path.parent)}}).execute()
+    it = iter(run.cells)
+    nb.cells = [kept[i] if i in kept else next(it) for i in range(len(nb.cells))]
+    nbformat.write(nb, nb_path)
+    return len(kept)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "readme": print(f"wrote {write_readme()}")
@@ -169,4 +186,6 @@ if __name__ == "__main__":
         changed = check_sync()
         if changed: sys.exit("nbdev_clean / nbdev_export would change: " + ", ".join(changed))
         print("notebooks clean and library in sync")
-    else: sys.exit("usage: python tools/nbtools.py readme|docs|check")
+    elif cmd == "run":
+        for p in sys.argv[2:]: print(f"ran {p}: {execute(Path(p))} slow/cuda cell(s) kept as stored")
+    else: sys.exit("usage: python tools/nbtools.py readme|docs|check|run NOTEBOOK...")
