@@ -150,13 +150,12 @@ class BlipCaption(LazyTokenizer, nn.Module):
                      min_length:int=5, top_p:float=0.9, top_k:int=50, repetition_penalty:float=1.0,
                      generator=None, image_embeds:torch.Tensor|None=None) -> torch.Tensor:
         "Token ids [B, P + T] ([DEC], prompt, caption, [SEP], padding); lengths count new tokens."
-        emb = self.visual_encoder(image) if image_embeds is None else image_embeds
+        emb = self.visual_encoder(image) if image_embeds is None else image_embeds  # [B, N, width]: once per image
         K = num_beams if method == "beam" else 1
-        emb = emb.repeat_interleave(K, 0)  # beams expanded after the image encoder
         dec = self.text_decoder
         cache = [{} for _ in dec.layers]
         def step(ids, start): return dec.logits(dec(ids, None, emb, cache=cache, start=start)[:, -1])
-        prompt_ids = self.prompt_ids(prompt).to(emb.device).expand(emb.shape[0], -1)
+        prompt_ids = self.prompt_ids(prompt).to(emb.device).expand(emb.shape[0] * K, -1)  # K rows (beams) per image
         return generate_tokens(step, prompt_ids, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id,
                                method=method, num_beams=num_beams, max_length=max_length, min_length=min_length,
                                top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, reorder=lambda i: reorder_cache(cache, i),

@@ -18,7 +18,7 @@ from .vision import build_vision_encoder
 
 # %% auto #0
 __all__ = ['Blip2Output', 'Blip2Features', 'Blip2Qformer', 'blip2_config_from_transformers', 'blip2_key_map',
-           'blip2_qformer_from_transformers', 'qformer_generate', 'Blip2LLM', 'blip2_llm_from_transformers']
+           'blip2_qformer_from_transformers', 'qformer_generate', 'Blip2LLM', 'blip2_llm_from_transformers', 'tiny_opt']
 
 # %% ../nbs/07_blip2.ipynb #6719e00e
 @dataclass
@@ -196,17 +196,18 @@ def qformer_generate(model:Blip2Qformer, image_embeds:torch.Tensor, # [B, N, wid
     qf, tok = model.Qformer, model.tokenizer
     if qf.lm_head is None: raise ValueError("this Q-Former has no LM head (stage-2 checkpoints drop it)")
     K = num_beams if method == "beam" else 1
-    image = image_embeds.repeat_interleave(K, 0)  # beams expanded after the image encoder
-    N, Q = image.shape[0], qf.cfg.num_query_tokens
+    B, Q = image_embeds.shape[0], qf.cfg.num_query_tokens
     cache = [{} for _ in qf.layers]
-    x = qf.embed(None, qf.query_tokens.expand(N, -1, -1))
-    for layer, c in zip(qf.layers, cache): x = layer(x, None, image.to(x.dtype), None, Q, cache=c)
+    x = qf.embed(None, qf.query_tokens.expand(B, -1, -1))  # the queries read each image once ...
+    for layer, c in zip(qf.layers, cache): x = layer(x, None, image_embeds.to(x.dtype), None, Q, cache=c)
+    for c in cache: c["attn"] = {k: v.repeat_interleave(K, 0) for k, v in c["attn"].items()}  # ... then each beam gets their keys/values
+    N = B * K
     def step(ids, start):
         h = qf.embed(ids, start=start)
         mask = cached_mask(ids.shape[1], Q + start, h.device)
         for layer, c in zip(qf.layers, cache): h = layer(h, mask, None, None, 0, cache=c)
         return qf.lm_head(h[:, -1])
-    prompt = torch.full((N, 1), tok.bos_token_id, dtype=torch.long, device=image.device)
+    prompt = torch.full((N, 1), tok.bos_token_id, dtype=torch.long, device=image_embeds.device)
     out = generate_tokens(step, prompt, tok.sep_token_id, tok.pad_token_id, method=method, num_beams=num_beams,
                           max_length=max_length, min_length=min_length, top_p=top_p, top_k=top_k,
                           repetition_penalty=repetition_penalty, reorder=lambda i: reorder_cache(cache, i),
@@ -298,3 +299,18 @@ def blip2_llm_from_transformers(hf_model, llm_tokenizer) -> Blip2LLM:
     rest = remap_state_dict(sd, key_map, ours, ignore=[r"^vision_model\."], what=type(hf_model).__name__)
     model.load_state_dict(rest, strict=False)
     return model.eval()
+
+# %% ../nbs/07_blip2.ipynb #561fc8a1
+def tiny_opt(seed:int=0, init_std:float=0.02) -> tuple[nn.Module, object]:
+    "A 2-layer, 24-wide random OPT and a word-level tokenizer of caption words: an offline stand-in for OPT-2.7b."
+    from tokenizers import Tokenizer, models as tk_models, pre_tokenizers
+    from transformers import OPTConfig, OPTForCausalLM, PreTrainedTokenizerFast
+    words = "<s> <pad> </s> <unk> a an the red blue green circle square triangle that is on of photo picture".split()
+    vocab = {w: i for i, w in enumerate(words + [f"w{i}" for i in range(64 - len(words))])}
+    tk = Tokenizer(tk_models.WordLevel(vocab, unk_token="<unk>")); tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="</s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    torch.manual_seed(seed)
+    llm = OPTForCausalLM(OPTConfig(vocab_size=len(vocab), hidden_size=24, num_hidden_layers=2, ffn_dim=48, num_attention_heads=2,
+                                   max_position_embeddings=64, word_embed_proj_dim=24, pad_token_id=1, bos_token_id=2,
+                                   eos_token_id=2, init_std=init_std))
+    return llm.eval(), tok

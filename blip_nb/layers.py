@@ -35,7 +35,7 @@ class Attention(nn.Module):
         return t.view(B, T, self.heads, D // self.heads).transpose(1, 2)
 
     def forward(self, x:torch.Tensor, # (B, T, D) the attending tokens
-                kv:torch.Tensor|None=None, # (B, S, kv_dim) tokens to attend to; None = self-attention
+                kv:torch.Tensor|None=None, # (B/G, S, kv_dim) tokens to attend to (G rows of x per row); None = self-attention
                 mask:torch.Tensor|None=None, # bool (B or 1, 1, T, S'), True = may attend; or additive float
                 cache:dict|None=None, # per-module KV cache (see above); updated in place
                ) -> torch.Tensor:
@@ -49,8 +49,16 @@ class Attention(nn.Module):
                 if kv is None and "k" in cache:  # self-attention: append this step
                     k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
                 cache["k"], cache["v"] = k, v
+        B, nh, T, hs = q.shape
+        G = B // k.shape[0]  # rows of x per row of kv: beams of one image share its keys and values
+        if G * k.shape[0] != B: raise ValueError(f"{B} attending rows for {k.shape[0]} key/value rows")
+        if G > 1:  # fold the group into the query length: one attention per image, its K/V never copied
+            if mask is not None and mask.shape[0] not in (1, k.shape[0]) or mask is not None and mask.shape[2] != 1:
+                raise ValueError("grouped cross-attention takes a mask per image [Bkv or 1, 1, 1, S]")
+            q = q.view(k.shape[0], G, nh, T, hs).transpose(1, 2).reshape(k.shape[0], nh, G * T, hs)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                           dropout_p=self.dropout if self.training else 0.0)  # (B, nh, T, hs)
+                                           dropout_p=self.dropout if self.training else 0.0)  # (B/G, nh, G*T, hs)
+        if G > 1: y = y.view(k.shape[0], nh, G, T, hs).transpose(1, 2).reshape(B, nh, T, hs)
         y = y.transpose(1, 2).reshape(x.shape)  # (B, T, D)
         return self.ln(x + self.drop(self.o(y)))
 
@@ -249,9 +257,10 @@ def cached_mask(L:int, # new tokens fed at once
 def reorder_cache(cache:list, # one KV-cache dict per layer, as the layers fill them
                   index:torch.Tensor, # [N] the row each row becomes a copy of
                  ):
-    "Beam search's `reorder`: select rows `index` of every cached key and value, in place."
+    "Beam search's `reorder`: select rows `index` of every cached key and value, in place (per-image ones stay)."
     for c in cache:
         for sub in c.values():
+            if sub and next(iter(sub.values())).shape[0] != len(index): continue  # shared by an image's beams
             for k in sub: sub[k] = sub[k].index_select(0, index)
 
 # %% ../nbs/03_layers.ipynb #2500a77e

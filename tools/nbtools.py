@@ -64,8 +64,8 @@ def render_readme(nb_path: Path = ROOT / "nbs" / "index.ipynb") -> str:
     parts = ["<!-- Generated from nbs/index.ipynb by `make readme`: edit the notebook, not this file. -->"]
     for cell in nb["cells"]:
         src = "".join(cell["source"])
-        if cell["cell_type"] == "markdown":
-            parts.append(src.strip())
+        if cell["cell_type"] == "markdown":  # images relative to nbs/ are relative to the repository root in README.md
+            parts.append(re.sub(r"(!\[[^\]]*\]\()(?!https?:|/)([^)]+\))", r"\1nbs/\2", src.strip()))
             continue
         if cell["cell_type"] != "code": continue
         d, code = _directives(src)
