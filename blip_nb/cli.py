@@ -249,10 +249,8 @@ def _cmd_retrieve(a):
     from blip_nb.retrieval import Retriever
     paths = image_args(a.images)
     r = Retriever(a.model, lang=a.lang)
-    with warnings.catch_warnings(record=True) as skipped:
-        warnings.simplefilter("always")
-        g = r.embed_images(paths, batch_size=a.batch_size, progress=not a.quiet and len(paths) > a.batch_size,
-                           keep_embeds=a.itm, skip_errors=True)
+    g = r.embed_images(paths, batch_size=a.batch_size, progress=not a.quiet and len(paths) > a.batch_size,
+                       keep_embeds=a.itm, skip_errors=True)
     for i, e in g.errors.items(): print(f"blip_nb retrieve: skipped {e}", file=sys.stderr)
     for q in a.query:
         hits = r.search(q, g, k=a.k, use_itm=a.itm)
@@ -298,6 +296,14 @@ def _cmd_eval(a):
     print(json.dumps(result, ensure_ascii=False, indent=2, default=float))
     return 0
 
+def _model_options(p, batch_size:int, what:str="checkpoint", json_out:bool=True):
+    "The options caption / retrieve / classify / eval share: --model, --lang, --batch-size, (--json), --quiet."
+    p.add_argument("--model", help=f"{what}; default: the trained embedded default")
+    p.add_argument("--lang", choices=["en", "ja"], default="en", help="language (and which embedded default without --model)")
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    if json_out: p.add_argument("--json", action="store_true", help="JSON lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blip_nb", description="BLIP / BLIP-2 / Japanese BLIP-2 / DLIP in readable notebooks.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -321,8 +327,6 @@ def _parser() -> argparse.ArgumentParser:
                        description="Prints one line per image: path, a tab, the caption (or JSON lines with --json). "
                                    "Exit code 1 if any image could not be read (with --skip-errors the others are still captioned).")
     k.add_argument("images", nargs="+", help="image files and/or folders of images")
-    k.add_argument("--model", help="checkpoint (any format load_checkpoint reads); default: the trained embedded default")
-    k.add_argument("--lang", choices=["en", "ja"], default="en", help="which embedded default (without --model)")
     k.add_argument("--method", choices=["beam", "greedy", "nucleus", "topk"], default="beam")
     k.add_argument("--num-beams", type=int, default=3)
     k.add_argument("--max-length", type=int, default=30, help="new tokens at most")
@@ -331,24 +335,18 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--top-k", type=int, default=50)
     k.add_argument("--repetition-penalty", type=float, default=1.0)
     k.add_argument("--prompt", help="BLIP: text the caption continues; BLIP-2 + LLM: the LLM prompt")
-    k.add_argument("--batch-size", type=int, default=16)
     k.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], help="bf16: several times faster on CPUs with AMX")
     k.add_argument("--skip-errors", action="store_true", help="warn about unreadable images and caption the rest")
     k.add_argument("--seed", type=int, help="for nucleus / top-k sampling")
-    k.add_argument("--json", action="store_true", help="JSON lines {image, caption}")
-    k.add_argument("--quiet", action="store_true", help="no progress bar")
+    _model_options(k, 16, "checkpoint (any format load_checkpoint reads)")
     k.set_defaults(func=_cmd_caption)
     s = sub.add_parser("retrieve", help="search a folder of images by text (ITC; --itm re-ranks by ITM + ITC)",
                        description="Prints each query and its best images with their scores (or JSON lines with --json).")
     s.add_argument("--images", nargs="+", required=True, help="image files and/or folders: the gallery")
     s.add_argument("--query", nargs="+", required=True, help="one or more text queries")
-    s.add_argument("--model", help="checkpoint (BLIP retrieval or BLIP-2 stage 1); default: the trained embedded default")
-    s.add_argument("--lang", choices=["en", "ja"], default="en", help="which embedded default (without --model)")
     s.add_argument("-k", "--k", type=int, default=5, help="results per query")
     s.add_argument("--itm", action="store_true", help="re-rank the top results with the ITM head (slower, sharper)")
-    s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--quiet", action="store_true")
+    _model_options(s, 32, "checkpoint (BLIP retrieval or BLIP-2 stage 1)")
     s.set_defaults(func=_cmd_retrieve)
     z = sub.add_parser("classify", help="zero-shot classification of images into labels you name",
                        description="Each label goes into a template (default 'This is a photo of {}.', Japanese '{}の写真') "
@@ -356,12 +354,8 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("images", nargs="+", help="image files and/or folders")
     z.add_argument("--labels", nargs="+", required=True, help="candidate labels (several words, or one comma-separated string)")
     z.add_argument("--template", help="e.g. 'a photo of a {}.'; default: by the model's language")
-    z.add_argument("--model", help="checkpoint; default: the trained embedded default")
-    z.add_argument("--lang", choices=["en", "ja"], default="en", help="which embedded default (without --model)")
     z.add_argument("--top", type=int, default=3, help="labels printed per image")
-    z.add_argument("--batch-size", type=int, default=32)
-    z.add_argument("--json", action="store_true")
-    z.add_argument("--quiet", action="store_true")
+    _model_options(z, 32, "checkpoint")
     z.set_defaults(func=_cmd_classify)
     e = sub.add_parser("eval", help="score a model: caption metrics or retrieval recall@K on a dataset",
                        description="caption: BLEU-1..4, METEOR, ROUGE-L, CIDEr (SPICE when its jars are present); "
@@ -369,8 +363,6 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("task", choices=["caption", "retrieval"])
     e.add_argument("--data", required=True, help="Karpathy / STAIR / ... annotation .json, or easy-vqa[:test]")
     e.add_argument("--image-root", help="folder the annotation's image paths are relative to")
-    e.add_argument("--model", help="checkpoint; default: the trained embedded default")
-    e.add_argument("--lang", choices=["en", "ja"], default="en")
     e.add_argument("--method", choices=["beam", "greedy", "nucleus", "topk"], default="beam")
     e.add_argument("--num-beams", type=int, default=3)
     e.add_argument("--max-length", type=int, default=30)
@@ -378,9 +370,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--dtype", choices=["fp32", "bf16", "fp16"])
     e.add_argument("--k-test", type=int, default=256, help="retrieval: candidates ITM re-ranks (LAVIS: 256 COCO, 128 Flickr30k)")
     e.add_argument("--no-itm", action="store_true", help="retrieval: ITC only")
-    e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--limit", type=int, default=0, help="caption: the first N images only")
-    e.add_argument("--quiet", action="store_true")
+    _model_options(e, 32, "checkpoint", json_out=False)
     e.set_defaults(func=_cmd_eval)
     r = sub.add_parser("train", help="train a recipe on your data, or the embedded default on easy-vqa",
                        description="Recipes: default (the embedded default, English then Japanese), blip2_stage1, "

@@ -43,9 +43,10 @@ def similarity(image_feats:torch.Tensor, # [Ni, D] (BLIP) or [Ni, Q, D] (BLIP-2)
                          "were they made by the same model?")
     if image_feats.ndim == 2: return image_feats @ text_feats.T
     if mode == "mean": return image_feats.mean(1) @ text_feats.T  # mean_q <f_q, t> = <mean_q f_q, t>
-    n = max(1, chunk // max(1, text_feats.shape[0] * image_feats.shape[1]))
+    if not len(image_feats): return image_feats.new_zeros(0, len(text_feats))
+    n = max(1, chunk // max(1, text_feats.shape[0] * image_feats.shape[1]))  # images per block
     return torch.cat([torch.einsum("iqd,td->itq", image_feats[i:i + n], text_feats).amax(-1)  # (n, Nt)
-                      for i in range(0, image_feats.shape[0], n)]) if len(image_feats) else image_feats.new_zeros(0, len(text_feats))
+                      for i in range(0, len(image_feats), n)])
 
 # %% ../nbs/12_retrieval.ipynb #acccbe19
 def encoder_of(model) -> nn.Module:
@@ -79,14 +80,13 @@ def itm_match_logits(model, image:torch.Tensor, # [1, N, Dv] ONE image's tokens
         for layer, c in zip(enc.layers, kv):
             x = layer.attn(x, mask=m)
             q, t = x[:, :Q], x[:, Q:]
-            if c is not None:  # the B texts' queries read one image: one sequence of B*Q queries, cached K/V
-                q = layer.cross(q.reshape(1, B * Q, -1), image, cache=c).view(B, Q, -1)
+            if c is not None: q = layer.cross(q, image, cache=c)  # B rows, 1 image: `Attention` groups them over its cached K/V
             x = torch.cat([layer.mlp_query(q), layer.mlp(t)], 1)
         return model.itm_head(x[:, :Q]).mean(1)[:, 1]  # the match logit, averaged over the query outputs
     x, m = enc.embed(ids), attention_mask(mask)
     for layer, c in zip(enc.layers, kv):
         x = layer.attn(x, mask=m)
-        if c is not None: x = layer.cross(x.reshape(1, B * L, -1), image, cache=c).view(B, L, -1)
+        if c is not None: x = layer.cross(x, image, cache=c)
         x = layer.mlp(x)
     return model.itm_head(x[:, 0])[:, 1]  # the match logit of [ENC]
 
