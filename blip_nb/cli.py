@@ -70,16 +70,22 @@ def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say) -> dict:
     from blip_nb.blip2 import qformer_generate
     from blip_nb.data import EASY_VQA_COLORS, EASY_VQA_SHAPES, RetrievalEvalSet
     from blip_nb.metrics import caption_metrics
-    from blip_nb.retrieval import Gallery, Retriever
+    from blip_nb.retrieval import Gallery, Retriever, recall_two_way
     from blip_nb.zeroshot import label_features, label_logits
     t0, out = time.time(), {}
     caps = [test.caption(i) for i in range(len(test))]
     ev = RetrievalEvalSet.from_captions([test.image_key(i) for i in range(len(test))], [[c] for c in caps], lang=lang, merge_identical=True)
     with torch.no_grad(): feats = model.image_query_features(embeds)[1]
-    r = Retriever(model).evaluate(ev, gallery=Gallery(feats, embeds, list(range(len(embeds)))), use_itm=False, progress=False)
-    out["retrieval"] = {"itc": r["itc"], "texts": len(ev.texts)}
-    say(f"  retrieval (ITC) over {len(ev.texts)} distinct captions: image->text R@1 {r['itc']['i2t_r1']:.3f} "
-        f"R@5 {r['itc']['i2t_r5']:.3f}; text->image R@1 {r['itc']['t2i_r1']:.3f}")
+    rt = Retriever(model)
+    r = rt.evaluate(ev, gallery=Gallery(feats, embeds, list(range(len(embeds)))), use_itm=False, progress=False)
+    t_itm = time.time()  # then LAVIS's ITC -> ITM re-ranking of each image's and each text's top 5, ITM in bf16
+    rr = Retriever(model, dtype="bf16").rerank(rt.similarity(feats, rt.get_text_feat(ev.texts)), embeds, ev.texts, k_test=5)
+    itm = recall_two_way(rr.i2t, rr.t2i, ev.img2txt, ev.txt2img)
+    out["retrieval"] = {"itc": r["itc"], "itm": itm, "k_test": 5, "itm_dtype": "bf16", "itm_pairs": rr.pairs,
+                        "itm_seconds": round(time.time() - t_itm, 1), "texts": len(ev.texts)}
+    for name, rec in (("ITC", r["itc"]), ("ITC -> ITM, k_test 5", itm)):
+        say(f"  retrieval ({name}) over {len(ev.texts)} distinct captions: image->text R@1 {rec['i2t_r1']:.3f} "
+            f"R@5 {rec['i2t_r5']:.3f}; text->image R@1 {rec['t2i_r1']:.3f}")
     words = {"shape": (EASY_VQA_SHAPES, "shape"), "colour": (EASY_VQA_COLORS, "color")}
     out["zeroshot"] = {}
     for task, (table, key) in words.items():

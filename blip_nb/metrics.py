@@ -95,10 +95,11 @@ def meteor_score(gts:dict, # {image: [tokenized reference, ...]}
                 raise RuntimeError("METEOR stopped: " + err.read().decode(errors="replace")[-800:])
             return out.decode().strip()
         try:
-            stats = []
-            for k in res:  # one SCORE request per image gives its sufficient statistics ...
-                send(" ||| ".join(["SCORE", *(_clean(r) for r in gts[k]), _clean(res[k][0])]))
-                stats.append(line())
+            stats, seen = [], {}
+            for k in res:  # one SCORE request per image gives its sufficient statistics (asked once per distinct request) ...
+                req = " ||| ".join(["SCORE", *(_clean(r) for r in gts[k]), _clean(res[k][0])])
+                if req not in seen: send(req); seen[req] = line()
+                stats.append(seen[req])
             send(" ||| ".join(["EVAL", *stats]))  # ... and one EVAL turns them into per-image scores, then the corpus score
             scores = [float(line()) for _ in stats]
             return float(line()), scores

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .blip import BlipRetrieval
 from .blip2 import Blip2Qformer
-from .caption import as_image_list, load_model, load_pixels, to_image
+from .caption import _autocast, as_image_list, load_model, load_pixels, to_image
 from .data import RetrievalEvalSet
 from .layers import attention_mask
 from .recipes import recall_at_k
@@ -60,16 +60,17 @@ def image_kv(model, image_embeds:torch.Tensor, # [B, N, Dv] image-encoder tokens
             ) -> list:
     "Each layer's cross-attention keys and values of the images: {'k', 'v'} [B, heads, N, head_dim], None where a layer has none."
     x = image_embeds.to(next(model.parameters()).dtype)
-    return [None if l.cross is None else {"k": l.cross._split(l.cross.k(x)), "v": l.cross._split(l.cross.v(x))}
+    return [None if l.cross is None else {"k": l.cross._split(l.cross.k(x)).contiguous(), "v": l.cross._split(l.cross.v(x)).contiguous()}
             for l in encoder_of(model).layers]
 
 @torch.no_grad()
-def itm_match_logits(model, image:torch.Tensor, # [1, N, Dv] ONE image's tokens
-                     ids:torch.Tensor, mask:torch.Tensor, # [B, L] texts scored against it (BLIP: [ENC] first)
+def itm_match_logits(model, image:torch.Tensor, # [M, N, Dv] the images' tokens
+                     ids:torch.Tensor, mask:torch.Tensor, # [B, L] texts (BLIP: [ENC] first), B/M per image, image by image
                      kv:list|None=None, # `image_kv(model, image)` if already computed
                     ) -> torch.Tensor:
-    "ITM 'match' logits [B] of B texts against one image, cross-attention reading the image's cached keys and values."
-    if image.ndim != 3 or image.shape[0] != 1: raise ValueError(f"one image's tokens [1, N, Dv] expected, got {tuple(image.shape)}")
+    "ITM 'match' logits [B]: texts `B/M*m .. B/M*(m+1)-1` against image m, cross-attention reading its cached keys and values."
+    if image.ndim != 3: raise ValueError(f"image tokens [M, N, Dv] expected, got {tuple(image.shape)}")
+    if ids.shape[0] % image.shape[0]: raise ValueError(f"{ids.shape[0]} texts do not split evenly over {image.shape[0]} images")
     enc, (B, L) = encoder_of(model), ids.shape
     kv = image_kv(model, image) if kv is None else kv
     image = image.to(next(model.parameters()).dtype)
@@ -80,7 +81,7 @@ def itm_match_logits(model, image:torch.Tensor, # [1, N, Dv] ONE image's tokens
         for layer, c in zip(enc.layers, kv):
             x = layer.attn(x, mask=m)
             q, t = x[:, :Q], x[:, Q:]
-            if c is not None: q = layer.cross(q, image, cache=c)  # B rows, 1 image: `Attention` groups them over its cached K/V
+            if c is not None: q = layer.cross(q, image, cache=c)  # B rows, M images: `Attention` groups them over the cached K/V
             x = torch.cat([layer.mlp_query(q), layer.mlp(t)], 1)
         return model.itm_head(x[:, :Q]).mean(1)[:, 1]  # the match logit, averaged over the query outputs
     x, m = enc.embed(ids), attention_mask(mask)
@@ -97,25 +98,34 @@ def itm_pair_scores(model, image_embeds:torch.Tensor, # [Ni, N, Dv] image-encode
                     pairs:torch.Tensor, # [P, 2] (image row, text row)
                     batch_size:int=128, # texts per forward
                     progress:bool=False) -> torch.Tensor:
-    "ITM match logits [P] of the pairs: each image's cross-attention K/V computed once, its texts in batches."
+    "ITM match logits [P] of the pairs: each image's cross-attention K/V computed once; images with few texts share a forward."
     pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2).cpu()
     out = torch.empty(len(pairs))
     if not len(pairs): return out
     if int(pairs[:, 0].max()) >= len(image_embeds) or int(pairs[:, 1].max()) >= len(ids) or int(pairs.min()) < 0:
         raise IndexError(f"pairs index {len(image_embeds)} images and {len(ids)} texts; got {pairs.min(0).values.tolist()}"
                          f"..{pairs.max(0).values.tolist()}")
-    order = torch.argsort(pairs[:, 0], stable=True)
+    order = torch.argsort(pairs[:, 0], stable=True)  # pairs image by image
     images, counts = pairs[order, 0].unique_consecutive(return_counts=True)
-    start = 0
-    for i, n in tqdm(list(zip(images.tolist(), counts.tolist())), disable=not progress, desc="ITM (images)"):
-        rows = order[start:start + n]; start += n
-        img = image_embeds[i:i + 1]
-        kv = image_kv(model, img)  # once per image
-        for b in range(0, n, batch_size):
-            r = rows[b:b + batch_size]
-            t = pairs[r, 1].to(ids.device)
-            L = int(mask[t].sum(1).max())  # trim the batch's padding columns
-            out[r] = itm_match_logits(model, img, ids[t, :L], mask[t, :L], kv).float().cpu()
+    rows = order.split(counts.tolist())  # each image's pair rows
+    todo = torch.argsort(counts, descending=True, stable=True).tolist()  # most texts first
+    def score(img, kv, r):  # img [M, N, Dv] and its K/V; r [M, G] pair rows, G per image -> logits [M * G]
+        t = pairs[r.reshape(-1), 1].to(ids.device)
+        L = int(mask[t].sum(1).max())  # trim the batch's padding columns
+        return itm_match_logits(model, img, ids[t, :L], mask[t, :L], kv).float().cpu()
+    with tqdm(total=len(todo), disable=not progress, desc="ITM (images)") as bar:
+        j = 0
+        while j < len(todo):
+            n = len(rows[todo[j]])
+            group = todo[j:j + max(1, batch_size // n)]; j += len(group)
+            img = image_embeds[images[group].to(image_embeds.device)]
+            kv = image_kv(model, img)  # once per image
+            if len(group) == 1:  # one image with many texts: in batches
+                for r in rows[group[0]].split(batch_size): out[r] = score(img, kv, r[None])
+            else:  # several images with at most n texts each, padded to n by repeating their last
+                r = torch.stack([torch.cat([rows[g], rows[g][-1:].expand(n - len(rows[g]))]) for g in group])
+                for g, s in zip(group, score(img, kv, r).view(len(group), n)): out[rows[g]] = s[:len(rows[g])]
+            bar.update(len(group))
     return out
 
 # %% ../nbs/12_retrieval.ipynb #92a62376
@@ -201,15 +211,19 @@ class Retriever:
     def __init__(self, model=None, # BlipRetrieval / Blip2Qformer, a checkpoint path, or None = the trained embedded default
                  lang:str="en", # which embedded default when `model` is None
                  mode:str="max", # BLIP-2 similarity over queries: "max" (LAVIS) or "mean" (BLIP2-Japanese)
-                 device=None):
+                 device=None,
+                 dtype=None, # None / "fp32", or "bf16" / "fp16": autocast the encoders and ITM (bf16: fast on CPUs with AMX)
+                ):
         if mode not in SIM_MODES: raise ValueError(f"mode must be one of {SIM_MODES}, not {mode!r}")
-        self.model = load_model(model, lang, device)
+        _autocast(dtype, torch.device("cpu"))  # a bad dtype fails here, before the model loads
+        self.model, self.dtype = load_model(model, lang, device), dtype
         encoder_of(self.model)  # a TypeError for a model that cannot do retrieval
         self.mode, self.transform = mode, eval_transform(self.model.cfg.vision)
         self.blip2 = isinstance(self.model, Blip2Qformer)
 
     @property
     def device(self): return next(self.model.parameters()).device
+    def _cast(self): return _autocast(self.dtype, self.device)
     @property
     def max_txt_len(self) -> int: return self.model.cfg.qformer.max_txt_len if self.blip2 else self.model.cfg.max_txt_len
 
@@ -218,12 +232,13 @@ class Retriever:
     def encode_image(self, pixels:torch.Tensor) -> torch.Tensor:
         "Image-encoder tokens [B, N, Dv] of a normalised pixel batch [B, 3, S, S]."
         px = pixels.to(self.device)
-        return self.model.encode_image(px) if self.blip2 else self.model.visual_encoder(px)
+        with self._cast(): return (self.model.encode_image(px) if self.blip2 else self.model.visual_encoder(px)).float()
 
     @torch.no_grad()
     def image_feat(self, image_embeds:torch.Tensor) -> torch.Tensor:
         "ITC features of image tokens: [B, D] (BLIP) or [B, Q, D] (BLIP-2), L2-normalised."
-        return self.model.image_query_features(image_embeds)[1] if self.blip2 else self.model.image_feat(image_embeds)
+        with self._cast():
+            return (self.model.image_query_features(image_embeds)[1] if self.blip2 else self.model.image_feat(image_embeds)).float()
 
     def embed_images(self, images, # paths, PIL images, arrays, tensors, or a list of them
                      batch_size:int=32, progress:bool=False,
@@ -265,7 +280,8 @@ class Retriever:
         texts, out = _texts(texts), []
         for b0 in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="texts"):
             ids, mask = self.tokenize(texts[b0:b0 + batch_size])
-            out.append((self.model.text_features(ids, mask)[1] if self.blip2 else self.model.text_feat(ids, mask)).float().cpu())
+            with self._cast():
+                out.append((self.model.text_features(ids, mask)[1] if self.blip2 else self.model.text_feat(ids, mask)).float().cpu())
         return torch.cat(out)
 
     def similarity(self, image_feats, text_feats, mode:str|None=None) -> torch.Tensor:
@@ -276,7 +292,7 @@ class Retriever:
     def itm_scores(self, image_embeds:torch.Tensor, texts:list, pairs, batch_size:int=128, progress:bool=False) -> torch.Tensor:
         "ITM match logits [P] of (image row, text position) pairs, each image's cross-attention K/V computed once."
         ids, mask = self.tokenize(texts, itm=True)
-        return itm_pair_scores(self.model, image_embeds.to(self.device), ids, mask, pairs, batch_size, progress)
+        with self._cast(): return itm_pair_scores(self.model, image_embeds.to(self.device), ids, mask, pairs, batch_size, progress)
 
     def rerank(self, sim:torch.Tensor, # [Ni, Nt] ITC similarity of these images and texts
                image_embeds:torch.Tensor, # [Ni, N, Dv] the images' tokens
@@ -288,7 +304,9 @@ class Retriever:
             raise ValueError(f"similarity {tuple(sim.shape)} does not match {len(image_embeds)} images x {len(texts)} texts")
         ids, mask = self.tokenize(texts, itm=True)
         emb = image_embeds.to(self.device)
-        return rerank(sim, lambda p: itm_pair_scores(self.model, emb, ids, mask, p, batch_size, progress), k_test, i2t, t2i)
+        def itm(p):
+            with self._cast(): return itm_pair_scores(self.model, emb, ids, mask, p, batch_size, progress)
+        return rerank(sim, itm, k_test, i2t, t2i)
 
     def search(self, query, # a text, or a list of texts
                gallery, # a `Gallery`, image features [N, D] / [N, Q, D], or an index (`FaissIndex`)
@@ -341,7 +359,7 @@ class Retriever:
                    seconds={k: round(v, 2) for k, v in secs.items()})
         return out
 
-    def __repr__(self): return f"Retriever({type(self.model).__name__}, mode={self.mode!r})"
+    def __repr__(self): return f"Retriever({type(self.model).__name__}, mode={self.mode!r}" + (f", dtype={self.dtype!r})" if self.dtype else ")")
 
 # %% ../nbs/12_retrieval.ipynb #2100ad1b
 class FaissIndex:
