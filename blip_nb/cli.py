@@ -254,7 +254,7 @@ def _cmd_caption(a):
 def _cmd_retrieve(a):
     from blip_nb.retrieval import Retriever
     paths = image_args(a.images)
-    r = Retriever(a.model, lang=a.lang)
+    r = Retriever(a.model, lang=a.lang, dtype=a.dtype)
     g = r.embed_images(paths, batch_size=a.batch_size, progress=not a.quiet and len(paths) > a.batch_size,
                        keep_embeds=a.itm, skip_errors=True)
     for i, e in g.errors.items(): print(f"blip_nb retrieve: skipped {e}", file=sys.stderr)
@@ -296,7 +296,7 @@ def _cmd_eval(a):
         if str(a.data).split(":")[0] == "easy-vqa": ev = RetrievalEvalSet.from_easy_vqa(str(a.data).partition(":")[2] or "test", a.lang)
         else: ev = RetrievalEvalSet.from_karpathy(a.data, a.image_root or Path(a.data).parent, lang=a.lang)
         if a.limit: raise ValueError("--limit applies to caption evaluation only (a retrieval set's positives span all of it)")
-        r = Retriever(a.model, lang=a.lang)
+        r = Retriever(a.model, lang=a.lang, dtype=a.dtype)
         result = {"task": "retrieval", "data": str(a.data), **r.evaluate(ev, k_test=a.k_test, use_itm=not a.no_itm,
                                                                               batch_size=a.batch_size, progress=not a.quiet)}
     print(json.dumps(result, ensure_ascii=False, indent=2, default=float))
@@ -352,6 +352,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--query", nargs="+", required=True, help="one or more text queries")
     s.add_argument("-k", "--k", type=int, default=5, help="results per query")
     s.add_argument("--itm", action="store_true", help="re-rank the top results with the ITM head (slower, sharper)")
+    s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], help="bf16: several times faster on CPUs with AMX")
     _model_options(s, 32, "checkpoint (BLIP retrieval or BLIP-2 stage 1)")
     s.set_defaults(func=_cmd_retrieve)
     z = sub.add_parser("classify", help="zero-shot classification of images into labels you name",
