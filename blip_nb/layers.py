@@ -23,8 +23,9 @@ def attend(q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, # (B, nh, T, hs), (B,
     if q.device.type != "cpu" or dropout_p or (q.dtype == torch.float32 and T > 4 and S > 64):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     s = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
-    if mask is not None: s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask.to(s.dtype)
-    return torch.softmax(s, -1).to(v.dtype) @ v
+    if mask is None: return torch.softmax(s, -1).to(v.dtype) @ v
+    s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask.to(s.dtype)
+    return torch.softmax(s, -1).nan_to_num(0.0).to(v.dtype) @ v  # a row with every key masked gives 0, as the fused kernel
 
 # %% ../nbs/03_layers.ipynb #e6612c21
 class Attention(nn.Module):
