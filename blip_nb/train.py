@@ -433,10 +433,20 @@ class TrainResult:
 def _better(v, best, mode): return best is None or (v > best if mode == "max" else v < best)
 
 # %% ../nbs/10_train.ipynb #9c4ffdbe
+def _metric_lines(text:str, path) -> list[tuple[str, dict]]:
+    "(line, record) of each complete line of a metrics.jsonl; one that is not JSON (a run killed mid-write) is skipped."
+    *lines, _ = text.split("\n")  # what follows the last newline is a line still being written (or cut off): not yet a record
+    out = []
+    for i, l in enumerate(lines):
+        if not l.strip(): continue
+        try: out.append((l, json.loads(l)))
+        except json.JSONDecodeError: warnings.warn(f"{path}: line {i + 1} is not JSON (a run killed while writing it?), skipped")
+    return out
+
 def read_metrics(path) -> list[dict]:
-    "The lines of a metrics.jsonl."
+    "The records of a metrics.jsonl, also while a run is writing it; a line cut off by a kill is skipped."
     p = Path(path)
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+    return [r for _, r in _metric_lines(p.read_text(), p)] if p.exists() else []
 
 def plot_metrics(path, # a metrics.jsonl written by `train`
                  out=None, # PNG to write; None = next to the log as loss.png
@@ -534,7 +544,7 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(out_dir/"train_config.json")
         if log_path.exists():  # lines written after the checkpoint we resume from belong to a lost future
-            keep = [l for l in log_path.read_text().splitlines() if l and json.loads(l).get("step", 0) <= st["step"]]
+            keep = [l for l, r in _metric_lines(log_path.read_text(), log_path) if r.get("step", 0) <= st["step"]]
             atomic_write(log_path, lambda t: Path(t).write_text("".join(l + "\n" for l in keep)))
     def log(rec:dict):
         rec = {"step": st["step"], "epoch": st["epoch"], **rec}
