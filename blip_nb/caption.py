@@ -91,10 +91,11 @@ def as_image_list(images) -> list:
 def load_pixels(images:list, # image inputs (see `to_image`)
                 transform:Callable, # PIL -> tensor [3, S, S], e.g. `eval_transform(model.cfg.vision)`
                 skip_errors:bool=False, # bad images are reported in the result instead of raised
+                start:int=0, # position of `images[0]` in the caller's whole list: positions and names count from it
                ) -> tuple[torch.Tensor|None, list[int], dict[int, str]]:
-    "A pixel batch [n, 3, S, S] of the usable images, their positions in `images`, and {position: error} for the rest."
+    "A pixel batch [n, 3, S, S] of the usable images, their positions, and {position: error} for the rest."
     pix, ok, errors = [], [], {}
-    for i, x in enumerate(images):
+    for i, x in enumerate(images, start):
         try: pix.append(transform(to_image(x, f"images[{i}]")))
         except BadSample as e:
             if not skip_errors: raise
@@ -153,11 +154,11 @@ def generate(images, # a path, PIL image, array, tensor, or a list of them
     gen = torch.Generator(dev).manual_seed(seed) if seed is not None else None
     out: list = [None] * len(items)
     for b0 in tqdm(range(0, len(items), batch_size), disable=not progress, desc="captions"):
-        pix, ok, errors = load_pixels(items[b0:b0 + batch_size], tf, skip_errors)
-        for i, e in errors.items(): warnings.warn(f"skipped images[{b0 + i}]: {e}")
+        pix, ok, errors = load_pixels(items[b0:b0 + batch_size], tf, skip_errors, start=b0)
+        for i, e in errors.items(): warnings.warn(f"skipped images[{i}]: {e}")
         if pix is None: continue
         with _autocast(dtype, dev):
             caps = caption_batch(m, pix.to(dev), method, num_beams, max_length, min_length, top_p, top_k,
                                  repetition_penalty, prompt, gen)
-        for i, c in zip(ok, caps): out[b0 + i] = c
+        for i, c in zip(ok, caps): out[i] = c
     return out

@@ -70,20 +70,22 @@ def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say) -> dict:
     from blip_nb.blip2 import qformer_generate
     from blip_nb.data import EASY_VQA_COLORS, EASY_VQA_SHAPES, RetrievalEvalSet
     from blip_nb.metrics import caption_metrics
-    from blip_nb.retrieval import Gallery, Retriever, recall_two_way
+    from blip_nb.recipes import recall_at_k
+    from blip_nb.retrieval import Retriever, recall_two_way
     from blip_nb.zeroshot import label_features, label_logits
     t0, out = time.time(), {}
     caps = [test.caption(i) for i in range(len(test))]
     ev = RetrievalEvalSet.from_captions([test.image_key(i) for i in range(len(test))], [[c] for c in caps], lang=lang, merge_identical=True)
     with torch.no_grad(): feats = model.image_query_features(embeds)[1]
     rt = Retriever(model)
-    r = rt.evaluate(ev, gallery=Gallery(feats, embeds, list(range(len(embeds)))), use_itm=False, progress=False)
+    sim = rt.similarity(feats, rt.get_text_feat(ev.texts))  # ITC, fp32
+    itc = recall_at_k(sim, ev.img2txt, ev.txt2img)
     t_itm = time.time()  # then LAVIS's ITC -> ITM re-ranking of each image's and each text's top 5, ITM in bf16
-    rr = Retriever(model, dtype="bf16").rerank(rt.similarity(feats, rt.get_text_feat(ev.texts)), embeds, ev.texts, k_test=5)
+    rr = Retriever(model, dtype="bf16").rerank(sim, embeds, ev.texts, k_test=5)
     itm = recall_two_way(rr.i2t, rr.t2i, ev.img2txt, ev.txt2img)
-    out["retrieval"] = {"itc": r["itc"], "itm": itm, "k_test": 5, "itm_dtype": "bf16", "itm_pairs": rr.pairs,
+    out["retrieval"] = {"itc": itc, "itm": itm, "k_test": 5, "itm_dtype": "bf16", "itm_pairs": rr.pairs,
                         "itm_seconds": round(time.time() - t_itm, 1), "texts": len(ev.texts)}
-    for name, rec in (("ITC", r["itc"]), ("ITC -> ITM, k_test 5", itm)):
+    for name, rec in (("ITC", itc), ("ITC -> ITM, k_test 5", itm)):
         say(f"  retrieval ({name}) over {len(ev.texts)} distinct captions: image->text R@1 {rec['i2t_r1']:.3f} "
             f"R@5 {rec['i2t_r5']:.3f}; text->image R@1 {rec['t2i_r1']:.3f}")
     words = {"shape": (EASY_VQA_SHAPES, "shape"), "colour": (EASY_VQA_COLORS, "color")}
@@ -113,9 +115,9 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
          verbose:bool=True) -> dict:
     "The main job on the embedded default: train it once, caption, retrieve, classify zero-shot, score, and write a report."
     import shutil
-    from blip_nb.caption import generate, load_model, load_pixels, to_image
-    from blip_nb.vision import eval_transform
+    from blip_nb.caption import generate, load_model, to_image
     from blip_nb.data import EasyVQACaptions
+    from blip_nb.retrieval import Retriever
     from blip_nb.train import FeatureCache
     say = print if verbose else (lambda *a, **k: None)
     t0 = time.time()
@@ -160,11 +162,8 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
             embeds = prev[1]
         elif cache is not None and all(t.image_key(i) in cache for i in range(len(t))):
             embeds = torch.stack([cache[t.image_key(i)] for i in range(len(t))])  # the encoder's outputs, computed in training
-        else:
-            tf = eval_transform(model.cfg.vision)
-            with torch.no_grad():
-                embeds = torch.cat([model.encode_image(load_pixels([t.image_path(j) for j in range(i, min(i + 64, len(t)))], tf)[0])
-                                    for i in range(0, len(t), 64)])
+        else:  # no feature cache from training: encode the images
+            embeds = Retriever(model).embed_images([t.image_path(j) for j in range(len(t))], 64, keep_embeds=True).embeds
         prev = (enc, embeds)
         say(f"\nHeld-out easy-vqa test set ({lang}, {len(t)} images):")
         report["langs"][lang] = _evaluate_lang(model, lang, embeds, t, say)

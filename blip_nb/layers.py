@@ -48,21 +48,25 @@ class Attention(nn.Module):
         B, T, D = t.shape
         return t.view(B, T, self.heads, D // self.heads).transpose(1, 2)
 
+    def kv_cache(self, kv:torch.Tensor, # (B, S, kv_dim) tokens to attend to
+                ) -> dict:
+        "A cross-attention cache of `kv`: {'k', 'v'} (B, nh, S, hs), laid out contiguously once since every step reads it."
+        return {"k": self._split(self.k(kv)).contiguous(), "v": self._split(self.v(kv)).contiguous()}
+
     def forward(self, x:torch.Tensor, # (B, T, D) the attending tokens
                 kv:torch.Tensor|None=None, # (B/G, S, kv_dim) tokens to attend to (G rows of x per row); None = self-attention
                 mask:torch.Tensor|None=None, # bool (B or 1, 1, T, S'), True = may attend; or additive float
                 cache:dict|None=None, # per-module KV cache (see above); updated in place
                ) -> torch.Tensor:
         q = self._split(self.q(x))
-        if kv is not None and cache is not None and "k" in cache:  # cross-attention, later steps
+        if kv is not None and cache is not None:  # cross-attention with a cache: the image's K/V made at the first step
+            if "k" not in cache: cache.update(self.kv_cache(kv))
             k, v = cache["k"], cache["v"]
         else:
             src = x if kv is None else kv
             k, v = self._split(self.k(src)), self._split(self.v(src))
-            if cache is not None:
-                if kv is None and "k" in cache:  # self-attention: append this step
-                    k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
-                elif kv is not None: k, v = k.contiguous(), v.contiguous()  # read at every step: lay out once
+            if cache is not None:  # self-attention: append this step
+                if "k" in cache: k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
                 cache["k"], cache["v"] = k, v
         B, nh, T, hs = q.shape
         G = B // k.shape[0]  # rows of x per row of kv: beams of one image share its keys and values

@@ -60,7 +60,7 @@ def image_kv(model, image_embeds:torch.Tensor, # [B, N, Dv] image-encoder tokens
             ) -> list:
     "Each layer's cross-attention keys and values of the images: {'k', 'v'} [B, heads, N, head_dim], None where a layer has none."
     x = image_embeds.to(next(model.parameters()).dtype)
-    return [None if l.cross is None else {"k": l.cross._split(l.cross.k(x)).contiguous(), "v": l.cross._split(l.cross.v(x)).contiguous()}
+    return [None if l.cross is None else l.cross.kv_cache(x)
             for l in encoder_of(model).layers]
 
 @torch.no_grad()
@@ -250,13 +250,13 @@ class Retriever:
         if not items: raise ValueError("no images given: the gallery would be empty")
         feats, embeds, index, errors = [], [], [], {}
         for b0 in tqdm(range(0, len(items), batch_size), disable=not progress, desc="images"):
-            pix, ok, errs = load_pixels(items[b0:b0 + batch_size], self.transform, skip_errors)
-            errors.update({b0 + i: e for i, e in errs.items()})
+            pix, ok, errs = load_pixels(items[b0:b0 + batch_size], self.transform, skip_errors, start=b0)
+            errors.update(errs)
             if pix is None: continue
             e = self.encode_image(pix)
             feats.append(self.image_feat(e).float().cpu())
             if keep_embeds: embeds.append(e.float().cpu())
-            index += [b0 + i for i in ok]
+            index += ok
         if not feats: raise ValueError(f"none of the {len(items)} images could be read; first error: {next(iter(errors.values()))}")
         return Gallery(torch.cat(feats), torch.cat(embeds) if keep_embeds else None, index, errors)
 

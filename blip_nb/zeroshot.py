@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .blip import BlipRetrieval
 from .blip2 import Blip2Qformer
-from .caption import as_image_list, load_model, load_pixels
+from .caption import as_image_list, load_model
 from .losses import clamp_temp
-from .vision import eval_transform
+from .retrieval import Retriever, similarity
 
 # %% auto #0
 __all__ = ['TEMPLATES', 'check_template', 'check_labels', 'model_lang', 'text_features', 'label_features', 'image_features',
@@ -55,16 +54,9 @@ def _check_model(model):
 
 @torch.no_grad()
 def text_features(model:nn.Module, texts:list[str], batch_size:int=256) -> torch.Tensor:
-    "Normalised text features [T, D] (BLIP-2: the projected [CLS] of the Q-Former's text side; BLIP: of its text encoder)."
+    "Normalised text features [T, D]: `Retriever.get_text_feat` (BLIP-2: the projected [CLS] of the Q-Former's text side; BLIP: of its text encoder)."
     _check_model(model)
-    out = []
-    for b in range(0, len(texts), batch_size):
-        chunk = texts[b:b + batch_size]
-        if isinstance(model, Blip2Qformer):
-            t = model.tokenize(chunk)
-            out.append(model.text_features(t["input_ids"], t["attention_mask"])[1])
-        else: out.append(model.text_feat(*model.tokenize(chunk)))
-    return torch.cat(out)
+    return Retriever(model).get_text_feat(texts, batch_size)
 
 @torch.no_grad()
 def label_features(model:nn.Module, labels:list[str], template:str|list[str]|None=None) -> torch.Tensor:
@@ -78,23 +70,18 @@ def label_features(model:nn.Module, labels:list[str], template:str|list[str]|Non
 
 @torch.no_grad()
 def image_features(model:nn.Module, pixels:torch.Tensor) -> torch.Tensor:
-    "Normalised image features: BLIP-2 one per query [B, Q, D], BLIP its [CLS] [B, D]."
+    "Normalised image features: BLIP-2 one per query [B, Q, D], BLIP its [CLS] [B, D] (`Retriever.image_feat`)."
     _check_model(model)
-    if isinstance(model, Blip2Qformer): return model.image_query_features(model.encode_image(pixels))[1]
-    return model.image_feat(model.visual_encoder(pixels))
+    r = Retriever(model)
+    return r.image_feat(r.encode_image(pixels))
 
 def label_logits(image_feats:torch.Tensor, # [N, Q, D] (BLIP-2) or [N, D] (BLIP)
                  label_feats:torch.Tensor, # [L, D]
                  temp:float, # the ITC temperature
                  mode:str="max", # BLIP-2: "max" over queries (LAVIS) or "mean" (BLIP2-Japanese)
                 ) -> torch.Tensor:
-    "Image-label logits [N, L]: cosine similarity (best or mean query) divided by the temperature."
-    if mode not in ("max", "mean"): raise ValueError(f"mode must be 'max' or 'mean', not {mode!r}")
-    if image_feats.ndim == 2: sim = image_feats @ label_feats.T  # (N, L)
-    else:
-        sim = torch.einsum("nqd,ld->nlq", image_feats, label_feats)  # (N, L, Q)
-        sim = sim.amax(-1) if mode == "max" else sim.mean(-1)
-    return sim / clamp_temp(float(temp))
+    "Image-label logits [N, L]: the ITC similarity (`retrieval.similarity`: best or mean query) divided by the temperature."
+    return similarity(image_feats, label_feats, mode) / clamp_temp(float(temp))
 
 # %% ../nbs/14_zeroshot.ipynb #0465c90c
 @dataclass
@@ -142,13 +129,7 @@ def classify(images, # a path, PIL image, array, tensor, or a list of them
     fl = label_features(m, labels, template)
     items = as_image_list(images)
     if not items: raise ValueError("no images to classify")
-    tf, temp = eval_transform(m.cfg.vision), float(m.temp)
+    g = Retriever(m, mode=mode).embed_images(items, batch_size, progress, skip_errors=skip_errors)  # the usable images' features
     probs = torch.full((len(items), len(labels)), float("nan"))
-    errors = {}
-    for b0 in tqdm(range(0, len(items), batch_size), disable=not progress, desc="classify"):
-        pix, ok, errs = load_pixels(items[b0:b0 + batch_size], tf, skip_errors)
-        errors.update({b0 + i: e for i, e in errs.items()})
-        if pix is None: continue
-        logits = label_logits(image_features(m, pix.to(fl.device)), fl, temp, mode)
-        probs[[b0 + i for i in ok]] = logits.softmax(-1).float().cpu()
-    return ZeroShotResult(labels, probs, template, errors)
+    probs[g.index] = label_logits(g.feats, fl, float(m.temp), mode).softmax(-1)
+    return ZeroShotResult(labels, probs, template, g.errors)
