@@ -20,8 +20,8 @@ from .data import BadSample, load_image, to_rgb_safe
 from .vision import eval_transform
 
 # %% auto #0
-__all__ = ['MODELS_ENV', 'model_dirs', 'default_checkpoint', 'load_model', 'to_image', 'as_image_list', 'load_pixels',
-           'caption_batch', 'generate']
+__all__ = ['MODELS_ENV', 'model_dirs', 'default_checkpoint', 'load_model', 'model_lang', 'to_image', 'as_image_list',
+           'load_pixels', 'caption_batch', 'generate']
 
 # %% ../nbs/11_caption.ipynb #c80caeee
 MODELS_ENV = "BLIP_NB_MODELS"  # environment variable naming the directory that holds the trained default
@@ -59,6 +59,11 @@ def load_model(model=None, # a blip_nb model, a checkpoint path (any format `loa
         m = _MODELS[key]
     if device is not None: m.to(device)
     return m.eval()
+
+def model_lang(model:nn.Module) -> str:
+    "The language a model's text side is in, \"en\" or \"ja\" (a Blip2LLM's language is not recorded: English assumed)."
+    if isinstance(model, Blip2LLM): return "en"
+    return (model.cfg.qformer.bert if hasattr(model.cfg, "qformer") else model.cfg.text).lang
 
 # %% ../nbs/11_caption.ipynb #6f02160a
 def to_image(x, # a path, a PIL image, an HxW / HxWxC array (uint8, or float in [0, 1]), or a CxHxW tensor in [0, 1]

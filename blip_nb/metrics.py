@@ -13,8 +13,7 @@ from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PUNCTUATIONS
 
-from .blip2 import Blip2LLM
-from .caption import as_image_list, generate, load_model
+from .caption import as_image_list, generate, load_model, model_lang
 
 # %% auto #0
 __all__ = ['PTB_JAR', 'METEOR_JAR', 'SPICE_JAR', 'CORENLP', 'CORENLP_ENV', 'METRICS', 'pycocoevalcap_dir', 'find_java',
@@ -206,12 +205,6 @@ def dataset_references(ds) -> tuple[list[Path], list[list[str]]]:
         groups.setdefault(ds.image_path(i), []).extend([cap] if isinstance(cap, str) and cap.strip() else [])
     return list(groups), list(groups.values())
 
-def _model_lang(m) -> str:
-    "The language a captioner writes: its text model's (an LLM's language is not recorded: English assumed)."
-    if isinstance(m, Blip2LLM): return "en"
-    text = getattr(getattr(m.cfg, "qformer", None), "bert", None) or getattr(m.cfg, "text", None)
-    return getattr(text, "lang", "en")
-
 def evaluate_captions(model=None, # a captioning model, a checkpoint path, or None for the trained embedded default
                       images=None, # images in any form `generate` takes, or a caption dataset (then `refs` may be left out)
                       refs:list|None=None, # the reference captions of each image
@@ -228,7 +221,7 @@ def evaluate_captions(model=None, # a captioning model, a checkpoint path, or No
     images, refs = as_image_list(images), [[r] if isinstance(r, str) else list(r) for r in refs]
     if len(refs) != len(images): raise ValueError(f"{len(images)} images but {len(refs)} reference lists")
     m = load_model(model, lang or "en")
-    lang = lang or _model_lang(m)
+    lang = lang or model_lang(m)
     caps = generate(images, m, lang=lang, **generate_kw)
     keep = [i for i, c in enumerate(caps) if c is not None]
     if not keep: raise ValueError("no image could be captioned")

@@ -12,13 +12,13 @@ from torch import nn
 
 from .blip import BlipRetrieval
 from .blip2 import Blip2Qformer
-from .caption import as_image_list, load_model
+from .caption import as_image_list, load_model, model_lang
 from .losses import clamp_temp
 from .retrieval import Retriever, similarity
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'check_template', 'check_labels', 'model_lang', 'text_features', 'label_features', 'image_features',
-           'label_logits', 'ZeroShotResult', 'classify']
+__all__ = ['TEMPLATES', 'check_template', 'check_labels', 'text_features', 'label_features', 'image_features', 'label_logits',
+           'ZeroShotResult', 'classify']
 
 # %% ../nbs/14_zeroshot.ipynb #067c34b9
 TEMPLATES = {"en": "This is a photo of {}.", "ja": "{}の写真"}  # default hypothesis template by the model's text language
@@ -41,11 +41,6 @@ def check_labels(labels) -> list[str]:
     if bad := [l for l in labels if not isinstance(l, str) or not l.strip()]: raise ValueError(f"labels must be non-empty strings; got {bad[:5]}")
     if dup := sorted({l for l in labels if labels.count(l) > 1}): raise ValueError(f"duplicate labels {dup}: each label must appear once")
     return labels
-
-def model_lang(model:nn.Module) -> str:
-    "The text language of a BLIP-2 Q-Former or BLIP retrieval model: \"en\" or \"ja\"."
-    text = model.cfg.qformer.bert if isinstance(model, Blip2Qformer) else model.cfg.text
-    return text.lang
 
 # %% ../nbs/14_zeroshot.ipynb #d1d09991
 def _check_model(model):
