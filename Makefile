@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-slow docs sync readme clean
+.PHONY: setup demo test test-slow test-avx2 demo-avx2 docs sync readme clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,16 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest tests -q --flags "slow"
 
+# What an AVX2-only CPU (most laptops, AMD Zen 2/3, many cloud VMs) does, on any x86 machine: torch, oneDNN and MKL
+# restricted to AVX2 kernels, so bf16 is as slow as it is there and precision "auto" picks fp32.
+AVX2_ENV    := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+
+test-avx2: setup
+	$(AVX2_ENV) $(BIN)/python -m pytest tests -q
+
+demo-avx2: setup
+	$(AVX2_ENV) $(BIN)/blip_nb demo --out demo_out_avx2 --models models_avx2
+
 docs: setup
 	$(BIN)/python tools/nbtools.py docs
 
@@ -51,4 +61,4 @@ readme: setup
 	$(BIN)/python tools/nbtools.py readme
 
 clean:
-	rm -rf _proc _docs demo_out .pytest_cache
+	rm -rf _proc _docs demo_out demo_out_avx2 .pytest_cache

@@ -13,7 +13,7 @@ from .config import Blip2Config, QFormerConfig
 from .layers import cached_mask, generate_tokens, remap_state_dict, reorder_cache
 from .blip import LazyTokenizer
 from .losses import Gather, clamp_temp, itc_loss, itm_loss, lm_labels, lm_loss, lm_loss_from_hidden, sample_hard_negatives
-from .qformer import QFormer, qformer_key_map
+from .qformer import QFormer, kv_cat, kv_take, qformer_key_map
 from .vision import build_vision_encoder
 
 # %% auto #0
@@ -71,9 +71,9 @@ class Blip2Qformer(LazyTokenizer, nn.Module):
             with torch.no_grad(): return self.visual_encoder(image).float()
         return self.visual_encoder(image).float()
 
-    def image_query_features(self, image_embeds:torch.Tensor):
-        "Query outputs [B, Q, H] and their projected, normalised ITC features [B, Q, D]."
-        q = self.Qformer(image_embeds)
+    def image_query_features(self, image_embeds:torch.Tensor|None, image_kv:list|None=None):
+        "Query outputs [B, Q, H] and their projected, normalised ITC features [B, Q, D] (from image tokens or their `image_kv`)."
+        q = self.Qformer(image_embeds, image_kv=image_kv)
         return q, F.normalize(self.vision_proj(q), dim=-1)
 
     def text_features(self, input_ids, attention_mask):
@@ -81,9 +81,9 @@ class Blip2Qformer(LazyTokenizer, nn.Module):
         t = self.Qformer(None, input_ids, attention_mask)
         return t, F.normalize(self.text_proj(t[:, 0]), dim=-1)
 
-    def itm_logits(self, image_embeds, input_ids, attention_mask) -> torch.Tensor:
+    def itm_logits(self, image_embeds, input_ids, attention_mask, image_kv:list|None=None) -> torch.Tensor:
         "Match / no-match logits [B, 2]: the ITM head on each query output (queries and text see each other), averaged."
-        h = self.Qformer(image_embeds, input_ids, attention_mask)
+        h = self.Qformer(image_embeds, input_ids, attention_mask, image_kv=image_kv)
         return self.itm_head(h[:, :self.cfg.qformer.num_query_tokens]).mean(1)
 
     def forward(self, samples:dict, # "image" [B, 3, H, W] (or "image_embeds" [B, N, width]), "text_input" list[str]
@@ -99,25 +99,31 @@ class Blip2Qformer(LazyTokenizer, nn.Module):
         B = ids.shape[0]
         if image_embeds.shape[0] != B: raise ValueError(f"{image_embeds.shape[0]} images but {B} captions")
 
+        # the image's cross-attention keys and values, made once and read by the ITC, ITM and ITG passes
+        kv = self.Qformer.image_kv(image_embeds)
+
         # ITC: max over queries of query-text similarity, negatives from every rank
-        _, image_feats = self.image_query_features(image_embeds)
+        _, image_feats = self.image_query_features(None, kv)
         _, text_feat = self.text_features(ids, mask)
         temp = clamp_temp(self.temp)
         itc = itc_loss(image_feats, text_feat, temp, image_ids=image_ids, label_smoothing=self.cfg.label_smoothing, gather=g)
 
         # ITM: [positives, each image + a hard negative text, a hard negative image + each text]
         neg_txt, neg_img = sample_hard_negatives(itc.sim_i2t, itc.sim_t2i, image_ids=image_ids, gather=g, generator=generator)
-        embeds_all = g.gather_batch(image_embeds, grad=True)
         ids_all, mask_all = g.gather_batch(ids, grad=False), g.gather_batch(mask, grad=False)
-        itm_img = torch.cat([image_embeds, image_embeds, embeds_all[neg_img]])
-        itm_ids = torch.cat([ids, ids_all[neg_txt], ids])
-        itm_mask = torch.cat([mask, mask_all[neg_txt], mask])
-        loss_itm = itm_loss(self.itm_logits(itm_img, itm_ids, itm_mask))
+        n = min(self.cfg.itm_samples or B, B)  # ITM on the first n pairs (the data is shuffled): a cheaper step when n < B
+        neg_txt, neg_img = neg_txt[:n], neg_img[:n]
+        if g.world_size > 1: kv_neg = self.Qformer.image_kv(g.gather_batch(image_embeds, grad=True)[neg_img])  # other ranks' images
+        else: kv_neg = kv_take(kv, neg_img)
+        kv_pos = kv if n == B else kv_take(kv, torch.arange(n, device=ids.device))
+        itm_ids = torch.cat([ids[:n], ids_all[neg_txt], ids[:n]])
+        itm_mask = torch.cat([mask[:n], mask_all[neg_txt], mask[:n]])
+        loss_itm = itm_loss(self.itm_logits(None, itm_ids, itm_mask, image_kv=kv_cat(kv_pos, kv_pos, kv_neg)))
 
         # ITG: the caption, starting with [DEC], decoded causally while seeing every query
         dec_ids = ids.clone()
         dec_ids[:, 0] = self.tokenizer.bos_token_id
-        h = self.Qformer(image_embeds, dec_ids, mask, causal=True)[:, self.cfg.qformer.num_query_tokens:]
+        h = self.Qformer(None, dec_ids, mask, causal=True, image_kv=kv)[:, self.cfg.qformer.num_query_tokens:]
         labels = lm_labels(dec_ids, mask)
         loss_lm = lm_loss_from_hidden(h, self.Qformer.lm_head, labels, label_smoothing=self.cfg.label_smoothing)
         return Blip2Output(itc.loss + loss_itm + loss_lm, itc.loss, loss_itm, loss_lm)

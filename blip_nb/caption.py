@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .blip import BlipCaption
 from .blip2 import Blip2LLM, Blip2Qformer, qformer_generate
+from .config import autocast_dtype, resolve_precision
 from .convert import load_checkpoint
 from .data import BadSample, load_image, to_rgb_safe
 from .vision import eval_transform
@@ -110,12 +111,19 @@ def load_pixels(images:list, # image inputs (see `to_image`)
     return (torch.stack(pix) if pix else None), ok, errors
 
 # %% ../nbs/11_caption.ipynb #eb42335a
-def _autocast(dtype, device:torch.device):
-    "bf16 / fp16 autocast for `dtype` (a string or torch dtype); None or fp32 = full precision."
-    d = {None: None, "fp32": None, torch.float32: None, "bf16": torch.bfloat16, torch.bfloat16: torch.bfloat16,
-         "fp16": torch.float16, torch.float16: torch.float16}
-    if dtype not in d: raise ValueError(f"dtype must be fp32, bf16 or fp16, not {dtype!r}")
-    return contextlib.nullcontext() if d[dtype] is None else torch.autocast(device.type, dtype=d[dtype])
+_TORCH_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+def _precision(dtype, device:torch.device, what:str="") -> str:
+    "`dtype` (\"auto\", a name, a torch dtype or None = fp32) resolved for `device` (see `00_config`: `resolve_precision`)."
+    if isinstance(dtype, torch.dtype):
+        if dtype not in _TORCH_NAMES: raise ValueError(f"dtype must be auto, fp32, bf16 or fp16, not {dtype!r}")
+        dtype = _TORCH_NAMES[dtype]
+    return resolve_precision(dtype, device, what)
+
+def _autocast(precision:str, device:torch.device):
+    "bf16 / fp16 autocast for a resolved precision; fp32 = full precision."
+    dt = autocast_dtype(precision)
+    return contextlib.nullcontext() if dt is None else torch.autocast(device.type, dtype=dt)
 
 def caption_batch(model:nn.Module, pixels:torch.Tensor, # [B, 3, S, S] normalised
                   method:str="beam", num_beams:int=3, max_length:int=30, min_length:int=5, top_p:float=0.9,
@@ -145,7 +153,7 @@ def generate(images, # a path, PIL image, array, tensor, or a list of them
              top_p:float=0.9, top_k:int=50, repetition_penalty:float=1.0,
              prompt:str|None=None, # BLIP: text the caption continues (default: the model's, "a picture of "); Blip2LLM: its prompt
              batch_size:int=16, device=None,
-             dtype=None, # None / "fp32", "bf16" (fast on CPUs with AMX and on recent GPUs) or "fp16" (GPUs)
+             dtype="auto", # "auto": what this device does fast (bf16 on CPUs with AMX or AVX512-BF16 and recent GPUs, else fp32); "fp32", "bf16", "fp16"
              lang:str="en", # which embedded default when `model` is None
              skip_errors:bool=False, # a bad image gives None (and a warning naming it) instead of an error
              seed:int|None=None, # for the sampling methods
@@ -154,6 +162,7 @@ def generate(images, # a path, PIL image, array, tensor, or a list of them
     "Caption images with BLIP, BLIP-2's Q-Former, or BLIP-2 with an LLM."
     m = load_model(model, lang, device)
     dev = next(m.parameters()).device
+    precision = _precision(dtype, dev, "generate")
     items = as_image_list(images)
     tf = eval_transform(m.cfg.vision)
     gen = torch.Generator(dev).manual_seed(seed) if seed is not None else None
@@ -162,7 +171,7 @@ def generate(images, # a path, PIL image, array, tensor, or a list of them
         pix, ok, errors = load_pixels(items[b0:b0 + batch_size], tf, skip_errors, start=b0)
         for i, e in errors.items(): warnings.warn(f"skipped images[{i}]: {e}")
         if pix is None: continue
-        with _autocast(dtype, dev):
+        with _autocast(precision, dev):
             caps = caption_batch(m, pix.to(dev), method, num_beams, max_length, min_length, top_p, top_k,
                                  repetition_penalty, prompt, gen)
         for i, c in zip(ok, caps): out[i] = c

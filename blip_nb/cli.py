@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'demo_photos', 'ensure_default', 'caption_gallery', 'demo', 'image_args', 'main']
+__all__ = ['IMAGE_EXTS', 'DTYPES', 'DTYPE_HELP', 'demo_photos', 'ensure_default', 'caption_gallery', 'demo', 'image_args', 'main']
 
 # %% ../nbs/16_cli.ipynb #c43487a2
 def demo_photos() -> list[tuple[str, "Image.Image"]]:
@@ -40,7 +40,7 @@ def ensure_default(models, # directory of the trained default
         except FileNotFoundError:
             if not train: raise
             say(f"Training the embedded default ({lang}) into {models}/ — the first run only (English then Japanese: about 10 minutes on 2 cores) ...")
-            r = train_default(lang, models, progress=False)
+            r = train_default(lang, models, progress=True)  # a stopped run raises TrainingInterrupted: nothing installed
             say(f"  {r['steps']} steps in {r['seconds']['total']:.0f} s")
             found[lang] = Path(r["checkpoint"])
     return found
@@ -77,13 +77,14 @@ def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say) -> dict:
     caps = [test.caption(i) for i in range(len(test))]
     ev = RetrievalEvalSet.from_captions([test.image_key(i) for i in range(len(test))], [[c] for c in caps], lang=lang, merge_identical=True)
     with torch.no_grad(): feats = model.image_query_features(embeds)[1]
-    rt = Retriever(model)
-    sim = rt.similarity(feats, rt.get_text_feat(ev.texts))  # ITC, fp32
+    rt = Retriever(model, dtype="fp32")
+    sim = rt.similarity(feats, rt.get_text_feat(ev.texts))  # ITC, fp32 (cheap, and the same numbers on every machine)
     itc = recall_at_k(sim, ev.img2txt, ev.txt2img)
-    t_itm = time.time()  # then LAVIS's ITC -> ITM re-ranking of each image's and each text's top 5, ITM in bf16
-    rr = Retriever(model, dtype="bf16").rerank(sim, embeds, ev.texts, k_test=5)
+    t_itm = time.time()  # then LAVIS's ITC -> ITM re-ranking of each image's and each text's top 5, ITM in what this CPU does fast
+    rt_itm = Retriever(model, dtype="auto")
+    rr = rt_itm.rerank(sim, embeds, ev.texts, k_test=5)
     itm = recall_two_way(rr.i2t, rr.t2i, ev.img2txt, ev.txt2img)
-    out["retrieval"] = {"itc": itc, "itm": itm, "k_test": 5, "itm_dtype": "bf16", "itm_pairs": rr.pairs,
+    out["retrieval"] = {"itc": itc, "itm": itm, "k_test": 5, "itm_dtype": rt_itm.dtype, "itm_pairs": rr.pairs,
                         "itm_seconds": round(time.time() - t_itm, 1), "texts": len(ev.texts)}
     for name, rec in (("ITC", itc), ("ITC -> ITM, k_test 5", itm)):
         say(f"  retrieval ({name}) over {len(ev.texts)} distinct captions: image->text R@1 {rec['i2t_r1']:.3f} "
@@ -93,7 +94,7 @@ def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say) -> dict:
     for task, (table, key) in words.items():
         labels = list(table) if lang == "en" else [table[k] for k in table]
         truth = torch.tensor([list(table).index(it[key]) for it in test.items])
-        with torch.no_grad(): pred = label_logits(feats, label_features(model, labels), float(model.temp)).argmax(-1)
+        with torch.no_grad(): pred = label_logits(feats, label_features(model, labels, dtype="fp32"), float(model.temp)).argmax(-1)
         acc = float((pred == truth).float().mean())
         out["zeroshot"][task] = {"labels": labels, "accuracy": round(acc, 4), "chance": round(1 / len(labels), 4)}
         say(f"  zero-shot {task} ({len(labels)} labels, chance {1 / len(labels):.0%}): {acc:.1%}")
@@ -163,7 +164,7 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
         elif cache is not None and all(t.image_key(i) in cache for i in range(len(t))):
             embeds = torch.stack([cache[t.image_key(i)] for i in range(len(t))])  # the encoder's outputs, computed in training
         else:  # no feature cache from training: encode the images
-            embeds = Retriever(model).embed_images([t.image_path(j) for j in range(len(t))], 64, keep_embeds=True).embeds
+            embeds = Retriever(model, dtype="fp32").embed_images([t.image_path(j) for j in range(len(t))], 64, keep_embeds=True).embeds
         prev = (enc, embeds)
         say(f"\nHeld-out easy-vqa test set ({lang}, {len(t)} images):")
         report["langs"][lang] = _evaluate_lang(model, lang, embeds, t, say)
@@ -199,10 +200,11 @@ def _cmd_train(a):
     from blip_nb import recipes
     if a.recipe == "default":
         for lang in a.lang or ["en", "ja"]:
-            r = recipes.train_default(lang, a.out or "models", steps=a.steps, batch_size=a.batch_size or 64, seed=a.seed,
-                                      progress=not a.quiet, n_train=a.limit, n_test=a.limit)
+            r = recipes.train_default(lang, a.out or "models", steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                                      precision=a.precision, config=a.config or "default", progress=not a.quiet,
+                                      n_train=a.limit, n_test=a.limit)
             t = r["test"]
-            print(f"{lang}: {r['steps']} steps in {r['seconds']['total']} s; test R@1 i2t {t['i2t_r1']:.3f} t2i {t['t2i_r1']:.3f}, "
+            print(f"{lang}: {r['steps']} steps ({r['precision']}) in {r['seconds']['total']} s; test R@1 i2t {t['i2t_r1']:.3f} t2i {t['t2i_r1']:.3f}, "
                   f"exact captions {t['exact']:.1%}; saved {r['checkpoint']}")
         return 0
     if a.recipe not in recipes.RECIPES:
@@ -219,7 +221,11 @@ def _cmd_train(a):
     kw = {k: v for k, v in kw.items() if v is not None}
     r = recipes.RECIPES[a.recipe](a.data, a.out or f"runs/{a.recipe}", **kw)
     last = {k: round(v, 4) for k, v in (r.train.history[-1] if r.train.history else {}).items() if k.startswith("loss")}
-    print(f"{a.recipe}: {r.train.status} after {r.train.step} steps ({r.seconds}); last losses {last}; saved {r.checkpoint}")
+    if r.train.status != "done":
+        print(f"{a.recipe}: {r.train.status} at step {r.train.step}; its checkpoint is in {r.train.checkpoint.parent if r.train.checkpoint else a.out}: "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"{a.recipe}: done after {r.train.step} steps ({r.train.precision}, {r.seconds}); last losses {last}; saved {r.checkpoint}")
     return 0
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -309,6 +315,9 @@ def _model_options(p, batch_size:int, what:str="checkpoint", json_out:bool=True)
     if json_out: p.add_argument("--json", action="store_true", help="JSON lines")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+DTYPES = ("auto", "fp32", "bf16", "fp16")
+DTYPE_HELP = '"auto" (default): bf16 where this machine does it fast (CPUs with AMX or AVX512-BF16, recent GPUs), else fp32'
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blip_nb", description="BLIP / BLIP-2 / Japanese BLIP-2 / DLIP in readable notebooks.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -340,7 +349,7 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--top-k", type=int, default=50)
     k.add_argument("--repetition-penalty", type=float, default=1.0)
     k.add_argument("--prompt", help="BLIP: text the caption continues; BLIP-2 + LLM: the LLM prompt")
-    k.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], help="bf16: several times faster on CPUs with AMX")
+    k.add_argument("--dtype", choices=DTYPES, default="auto", help=DTYPE_HELP)
     k.add_argument("--skip-errors", action="store_true", help="warn about unreadable images and caption the rest")
     k.add_argument("--seed", type=int, help="for nucleus / top-k sampling")
     _model_options(k, 16, "checkpoint (any format load_checkpoint reads)")
@@ -351,7 +360,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--query", nargs="+", required=True, help="one or more text queries")
     s.add_argument("-k", "--k", type=int, default=5, help="results per query")
     s.add_argument("--itm", action="store_true", help="re-rank the top results with the ITM head (slower, sharper)")
-    s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], help="bf16: several times faster on CPUs with AMX")
+    s.add_argument("--dtype", choices=DTYPES, default="auto", help=DTYPE_HELP)
     _model_options(s, 32, "checkpoint (BLIP retrieval or BLIP-2 stage 1)")
     s.set_defaults(func=_cmd_retrieve)
     z = sub.add_parser("classify", help="zero-shot classification of images into labels you name",
@@ -373,7 +382,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--num-beams", type=int, default=3)
     e.add_argument("--max-length", type=int, default=30)
     e.add_argument("--min-length", type=int, default=5)
-    e.add_argument("--dtype", choices=["fp32", "bf16", "fp16"])
+    e.add_argument("--dtype", choices=DTYPES, default="auto", help=DTYPE_HELP)
     e.add_argument("--k-test", type=int, default=256, help="retrieval: candidates ITM re-ranks (LAVIS: 256 COCO, 128 Flickr30k)")
     e.add_argument("--no-itm", action="store_true", help="retrieval: ITC only")
     e.add_argument("--limit", type=int, default=0, help="caption: the first N images only")
@@ -395,7 +404,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, help="per process (default: the recipe's)")
     r.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
     r.add_argument("--lr", type=float, help="peak learning rate")
-    r.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast (default: bf16; fp16 on GPUs without bf16)")
+    r.add_argument("--precision", choices=DTYPES, default="auto", help="training autocast: " + DTYPE_HELP + "; fp16 on GPUs before Ampere")
     r.add_argument("--vision-precision", choices=["fp32", "bf16", "fp16"], help="hold the image encoder in this dtype (low memory)")
     r.add_argument("--no-cache", action="store_true", help="encode images every step (with augmentation) instead of caching features")
     r.add_argument("--workers", type=int, help="DataLoader worker processes")
@@ -410,7 +419,11 @@ def main(argv=None) -> int:
     "The `blip_nb` command: returns the exit code (0 ok, 1 bad input, 2 bad usage)."
     a = _parser().parse_args(argv)
     from blip_nb.data import BadSample
+    from blip_nb.recipes import TrainingInterrupted
     try: return a.func(a)
+    except TrainingInterrupted as e:  # a signal stopped training: nothing was installed, the next run resumes
+        print(f"blip_nb {a.command}: {e}", file=sys.stderr)
+        return 130
     except (FileNotFoundError, KeyError, ValueError, TypeError, BadSample) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"blip_nb {a.command}: error: {msg}", file=sys.stderr)

@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_config.ipynb #13db886d
 from __future__ import annotations
-import dataclasses, importlib.util, json, typing
+import contextlib, dataclasses, importlib.util, json, typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PRESETS', 'PACKAGED', 'Config', 'VisionConfig',
-           'TextConfig', 'QFormerConfig', 'BlipConfig', 'LLMConfig', 'Blip2Config', 'DlipConfig', 'get_config',
-           'load_config', 'resolve_path']
+__all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PRESETS', 'PACKAGED', 'PRECISIONS', 'Config',
+           'VisionConfig', 'TextConfig', 'QFormerConfig', 'BlipConfig', 'LLMConfig', 'Blip2Config', 'DlipConfig',
+           'get_config', 'load_config', 'resolve_path', 'cpu_model', 'cpu_capability', 'matmul_gflops', 'DeviceSpeed',
+           'device_speed', 'resolve_precision', 'machine_report', 'print_machine', 'autocast_dtype']
 
 # %% ../nbs/00_config.ipynb #192d2bc6
 def _config_type(tp):
@@ -239,6 +240,7 @@ class Blip2Config(Config):
     llm: LLMConfig | None = None  # None = stage 1 (Q-Former only)
     temp: float = 0.07  # initial ITC temperature (learnable)
     label_smoothing: float = 0.1  # ITG / LM loss label smoothing
+    itm_samples: int = 0  # ITM on the first n pairs of each batch (x3 with the hard negatives); 0 = all, as LAVIS
 
     def __post_init__(self):
         if self.qformer.bert.encoder_width != self.vision.width:
@@ -345,3 +347,148 @@ def resolve_path(name_or_path) -> Path | str:
         return p
     p = Path(s).expanduser()
     return p if p.exists() else s
+
+# %% ../nbs/00_config.ipynb #21e68507
+PRECISIONS = ("fp32", "bf16", "fp16")
+_FAST_RATIO = 1.2  # a half-precision dtype is "fast" on a CPU when its matmul probe beats fp32 by this factor
+_SPEEDS: dict = {}  # device string -> DeviceSpeed, measured once per process
+_WARNED: set = set()
+
+def cpu_model() -> str:
+    "The CPU's model name (from /proc/cpuinfo or the platform)."
+    import platform
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")): return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+def cpu_capability() -> str:
+    "What torch's CPU kernels use (\"AVX2\", \"AVX512\", ...), plus \"+AMX\" / \"+AVX512_BF16\" when its bf16 path uses them."
+    import torch
+    cap = torch.backends.cpu.get_cpu_capability()
+    if not _native_bf16_cpu(): return cap
+    for flag, name in (("_is_amx_tile_supported", "AMX"), ("_is_avx512_bf16_supported", "AVX512_BF16")):
+        with contextlib.suppress(AttributeError, RuntimeError):
+            if getattr(torch.cpu, flag)(): cap += f"+{name}"
+    return cap
+
+def _native_bf16_cpu() -> bool|None:
+    "x86: does the CPU have native bf16 that torch's oneDNN path will use? None where the question does not apply."
+    import platform, torch
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"): return None
+    try: onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): onednn = False
+    hw = any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return onednn and hw
+
+def matmul_gflops(dtypes=("fp32",), # "fp32", "bf16", "fp16" (or one of them as a string)
+                  n:int=512, # square matrix size
+                  device="cpu", min_seconds:float=0.005, # time at least this long per repeat
+                  repeats:int=5, # best of this many; the dtypes are timed in turn, so a busy machine slows them alike
+                 ) -> dict:
+    "Measured GFLOP/s of n x n matrix products per dtype on `device`: {dtype: GFLOP/s}."
+    import time, torch
+    dtypes = (dtypes,) if isinstance(dtypes, str) else tuple(dtypes)
+    torch_dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    g = torch.Generator().manual_seed(0)
+    mats = {d: torch.randn(n, n, generator=g).to(device=device, dtype=torch_dt[d]) for d in dtypes}
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    for a in mats.values(): a @ a  # first calls set kernels up
+    sync()
+    best = dict.fromkeys(dtypes, float("inf"))
+    for _ in range(repeats):
+        for d, a in mats.items():
+            k, t0 = 0, time.perf_counter()
+            while True:
+                a @ a; k += 1; sync()
+                t = time.perf_counter() - t0
+                if t >= min_seconds: break
+            best[d] = min(best[d], t / k)
+    return {d: round(2 * n ** 3 / best[d] / 1e9, 1) for d in dtypes}
+
+@dataclass(frozen=True)
+class DeviceSpeed:
+    "What a device computes fast: the verdict per dtype and, on CPUs, the probe's measurements."
+    device: str  # "cpu", "cuda:0", ...
+    name: str  # CPU model or GPU name
+    capability: str  # torch's CPU capability (+AMX / +AVX512_BF16) or "sm_XY"
+    fast: tuple  # the half-precision dtypes that run fast here ("bf16", "fp16")
+    gflops: dict  # probe GFLOP/s per dtype (CPU; empty when not measured)
+
+    @property
+    def auto(self) -> str:
+        "What precision=\"auto\" means on this device."
+        return "bf16" if "bf16" in self.fast else "fp16" if "fp16" in self.fast and not self.device.startswith("cpu") else "fp32"
+
+def device_speed(device=None, # torch device or string; None = "cpu"
+                 probe:bool=True, # time matmuls on CPUs (else trust the capability alone)
+                ) -> DeviceSpeed:
+    "The device's fast dtypes (cached per process): CUDA by compute capability, CPUs by capability confirmed with a timed probe."
+    import torch
+    dev = torch.device(device or "cpu")
+    key = f"{dev}|{probe}"
+    if key in _SPEEDS: return _SPEEDS[key]
+    if dev.type == "cuda":
+        i = dev.index if dev.index is not None else torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(i)
+        fast = (("bf16",) if major >= 8 else ()) + (("fp16",) if major >= 7 else ())
+        s = DeviceSpeed(str(dev), torch.cuda.get_device_name(i), f"sm_{major}{minor}", fast, {})
+    elif dev.type == "cpu":
+        native = _native_bf16_cpu()
+        gflops = {}
+        if probe and native is not False:  # x86 without native bf16: slow for certain, nothing to time
+            gflops = matmul_gflops(("fp32", "bf16"))
+        ok = (native is not False and (not probe or gflops["bf16"] >= _FAST_RATIO * gflops["fp32"]))
+        s = DeviceSpeed("cpu", cpu_model(), cpu_capability(), ("bf16",) if ok else (), gflops)
+    else: s = DeviceSpeed(str(dev), dev.type, dev.type, (), {})
+    _SPEEDS[key] = s
+    return s
+
+def resolve_precision(precision:str|None="auto", # "auto", "fp32", "bf16", "fp16" (None = "fp32")
+                      device=None, # where it will run; None = CPU
+                      what:str="", # who asks, for the warning ("generate", "training", ...)
+                     ) -> str:
+    "\"auto\" -> the fast precision of `device` (or `BLIP_NB_PRECISION`); an explicit half precision that is slow there warns once."
+    import os, torch, warnings
+    p = "fp32" if precision is None else str(precision).lower()
+    if p == "auto":
+        p = os.environ.get("BLIP_NB_PRECISION", "").lower() or device_speed(device).auto
+        if p not in PRECISIONS: raise ValueError(f"BLIP_NB_PRECISION must be one of {PRECISIONS}, not {p!r}")
+        return p
+    if p not in PRECISIONS: raise ValueError(f"precision (dtype) must be 'auto' or one of {PRECISIONS}, not {precision!r}")
+    dev = torch.device(device or "cpu")
+    if p != "fp32" and dev.type == "cpu" and (p, str(dev)) not in _WARNED:
+        s = device_speed(dev)
+        g = s.gflops if p in s.gflops else {} if p in s.fast else matmul_gflops(("fp32", p), n=256)  # a slow dtype timed small
+        _WARNED.add((p, str(dev)))
+        if p not in s.fast and g[p] < _FAST_RATIO * g["fp32"]:
+            x = g["fp32"] / g[p]
+            how = (f"{x:.0f}x slower than fp32" if x >= 1.5 else f"at {1 / x:.1f}x the speed of fp32") + \
+                  f" here ({p} {g[p]:g} vs fp32 {g['fp32']:g} GFLOP/s measured)"
+            where = "CPUs with AMX or AVX512-BF16 and recent GPUs" if p == "bf16" else "GPUs"
+            warnings.warn(f"{what + ': ' if what else ''}{p} runs {how} on this CPU ({s.name}, {s.capability}); it is fast on "
+                          f"{where}. Pass 'auto' (or 'fp32') to use what this machine does fast.", stacklevel=2)
+    return p
+
+def machine_report(n:int=2048, # matrix size of the peak measurement (bf16 where it is slow: 512)
+                   ) -> dict:
+    "The machine a benchmark ran on: CPU model, torch's capability, threads, and measured fp32 / bf16 matmul peaks (GFLOP/s)."
+    import torch
+    s = device_speed("cpu")
+    peak = matmul_gflops(("fp32", "bf16") if "bf16" in s.fast else ("fp32",), n=n, min_seconds=0.2, repeats=3)
+    if "bf16" not in peak: peak.update(matmul_gflops("bf16", n=512, min_seconds=0.2, repeats=2))
+    return {"cpu": s.name, "capability": s.capability, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "peak_gflops": peak, "bf16_vs_fp32": round(peak["bf16"] / peak["fp32"], 3), "auto": s.auto}
+
+def print_machine(report:dict|None=None):
+    "One line to print above a benchmark's table: where its numbers come from."
+    r = report or machine_report()
+    print(f"{r['cpu']} | torch {r['torch']} CPU capability {r['capability']} | {r['threads']} threads | matmul peak "
+          f"fp32 {r['peak_gflops']['fp32']:.0f}, bf16 {r['peak_gflops']['bf16']:.1f} GFLOP/s (bf16 x{r['bf16_vs_fp32']:.2f}) | auto = {r['auto']}")
+    return r
+
+def autocast_dtype(precision:str):
+    "The torch dtype autocast uses for a resolved precision; None for fp32."
+    import torch
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_convert.ipynb #78d8abf8
 from __future__ import annotations
-import json, math, pickle, re, warnings, zipfile
+import json, math, os, pickle, re, warnings, zipfile
 from pathlib import Path
 import torch
 from torch import nn
@@ -403,7 +403,11 @@ def save_checkpoint(model:nn.Module, # any of BlipCaption, BlipRetrieval, Blip2Q
             "qformer_lm_head": json.dumps(getattr(getattr(model, "Qformer", model), "lm_head", None) is not None)}
     if isinstance(model, Blip2LLM): meta["llm_config"] = json.dumps(model.llm.config.to_dict())
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # written whole, then moved into place: a kill never leaves half a file
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
     return path
 
 # %% ../nbs/08_convert.ipynb #f18fb95a

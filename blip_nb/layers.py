@@ -57,9 +57,11 @@ class Attention(nn.Module):
                 kv:torch.Tensor|None=None, # (B/G, S, kv_dim) tokens to attend to (G rows of x per row); None = self-attention
                 mask:torch.Tensor|None=None, # bool (B or 1, 1, T, S'), True = may attend; or additive float
                 cache:dict|None=None, # per-module KV cache (see above); updated in place
+                kv_given:dict|None=None, # {'k', 'v'} from `kv_cache`, made once and shared by several passes over the same tokens
                ) -> torch.Tensor:
         q = self._split(self.q(x))
-        if kv is not None and cache is not None:  # cross-attention with a cache: the image's K/V made at the first step
+        if kv_given is not None: k, v = kv_given["k"], kv_given["v"]
+        elif kv is not None and cache is not None:  # cross-attention with a cache: the image's K/V made at the first step
             if "k" not in cache: cache.update(self.kv_cache(kv))
             k, v = cache["k"], cache["v"]
         else:
@@ -157,6 +159,7 @@ class Layer(nn.Module):
                 image_mask:torch.Tensor|None=None, # (B, 1, 1, N) bool, or None = all visible
                 n_query:int=0, # how many leading positions are queries
                 cache:dict|None=None, # {"attn": {...}, "cross": {...}} for incremental decoding
+                image_kv:dict|None=None, # the cross-attention's {'k', 'v'} of the image, made once (`Attention.kv_cache`)
                ) -> torch.Tensor:
         c = cache if cache is not None else {}
         x = self.attn(x, mask=mask, cache=c.setdefault("attn", {}) if cache is not None else None)
@@ -166,8 +169,8 @@ class Layer(nn.Module):
             return self.mlp(x)
         q, t = x[:, :n_query], x[:, n_query:]
         if n_query and self.cross is not None:
-            if image is None: raise ValueError("this layer cross-attends: image tokens are required with queries")
-            q = self.cross(q, image, image_mask)
+            if image is None and image_kv is None: raise ValueError("this layer cross-attends: image tokens are required with queries")
+            q = self.cross(q, image, image_mask, kv_given=image_kv)
         out = [self.mlp_query(q)] if n_query else []
         if t.shape[1]: out.append(self.mlp(t))
         return torch.cat(out, 1) if len(out) > 1 else out[0]

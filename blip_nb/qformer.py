@@ -14,8 +14,8 @@ from .layers import Layer, TextEmbeddings, attention_mask, remap_state_dict, Che
 from .vision import load_state_file
 
 # %% auto #0
-__all__ = ['LMHead', 'init_bert_weights', 'QFormer', 'layer_key_map', 'qformer_key_map', 'qformer_config_from_transformers',
-           'load_bert_into_qformer']
+__all__ = ['LMHead', 'init_bert_weights', 'QFormer', 'kv_take', 'kv_cat', 'layer_key_map', 'qformer_key_map',
+           'qformer_config_from_transformers', 'load_bert_into_qformer']
 
 # %% ../nbs/04_qformer.ipynb #5ee185df
 class LMHead(nn.Module):
@@ -71,22 +71,43 @@ class QFormer(nn.Module):
                 text_mask:torch.Tensor|None=None, # (B, L) 1 = token, 0 = padding
                 causal:bool=False, # text attends causally and queries do not see text (ITG)
                 image_mask:torch.Tensor|None=None, # (B, N) 1 = visible image token; None = all
+                image_kv:list|None=None, # `image_kv(image)` instead of `image`: the cross-attention K/V made once
                ) -> torch.Tensor:
         "Hidden states (B, Q + L, H): queries first (when an image is given), then text."
-        if image is None and input_ids is None: raise ValueError("QFormer needs image tokens, input_ids, or both")
+        if image is None and input_ids is None and image_kv is None: raise ValueError("QFormer needs image tokens, input_ids, or both")
         if image is not None and image.shape[-1] != self.cfg.bert.encoder_width:
             raise ValueError(f"image tokens are {image.shape[-1]} wide; this Q-Former cross-attends to "
                              f"{self.cfg.bert.encoder_width}-wide tokens")
-        B = image.shape[0] if image is not None else input_ids.shape[0]
-        queries = self.query_tokens.expand(B, -1, -1) if image is not None else None
+        has_image = image is not None or image_kv is not None
+        B = image.shape[0] if image is not None else _kv_rows(image_kv) if image_kv is not None else input_ids.shape[0]
+        queries = self.query_tokens.expand(B, -1, -1) if has_image else None
         n_q = 0 if queries is None else queries.shape[1]
         if input_ids is not None and text_mask is None: text_mask = torch.ones_like(input_ids)
         x = self.embed(input_ids, queries)
         mask = attention_mask(text_mask, n_q, causal, batch=B, device=x.device)
         imask = None if image_mask is None else image_mask.bool()[:, None, None, :]
         if image is not None: image = image.to(x.dtype)
-        for layer in self.layers: x = layer(x, mask, image, imask, n_q)
+        kvs = image_kv or [None] * len(self.layers)
+        for layer, kv in zip(self.layers, kvs): x = layer(x, mask, image, imask, n_q, image_kv=kv)
         return x
+
+    def image_kv(self, image:torch.Tensor, # (B, N, encoder_width) image tokens
+                ) -> list:
+        "Each cross-attention layer's keys and values of `image` (None for the other layers): one projection shared by every pass over these images."
+        image = image.to(self.query_tokens.dtype)
+        return [l.cross.kv_cache(image) if l.cross is not None else None for l in self.layers]
+
+def _kv_rows(kvs:list) -> int: return next(d["k"].shape[0] for d in kvs if d is not None)
+
+def kv_take(kvs:list, # from `QFormer.image_kv`
+            idx:torch.Tensor, # rows to take (e.g. ITM's hard-negative images)
+           ) -> list:
+    "Rows `idx` of precomputed image K/V."
+    return [None if d is None else {k: t[idx] for k, t in d.items()} for d in kvs]
+
+def kv_cat(*kv_lists) -> list:
+    "Precomputed image K/V of several batches, concatenated along the batch (ITM's positives and negatives)."
+    return [None if ds[0] is None else {k: torch.cat([d[k] for d in ds]) for k in ds[0]} for ds in zip(*kv_lists)]
 
 # %% ../nbs/04_qformer.ipynb #2476a972
 _SUB = {"q": "query", "k": "key", "v": "value"}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10a_recipes.ipynb #eef697a8
 from __future__ import annotations
-import contextlib, dataclasses, io, json, re, time, warnings
+import contextlib, dataclasses, io, json, re, shutil, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -14,21 +14,23 @@ from torch import nn
 
 from .blip import BlipCaption, BlipRetrieval
 from .blip2 import Blip2LLM, Blip2Qformer, qformer_generate
-from .config import PRESETS, Blip2Config, Config, LLMConfig, get_config, load_config
+from .config import (PRESETS, Blip2Config, Config, LLMConfig, cpu_capability, cpu_model, get_config, load_config,
+                            resolve_precision)
 from .convert import load_checkpoint, save_checkpoint
 from .data import CaptionDataset, EasyVQACaptions, RetrievalEvalSet, SkipLog, collate, stable_id
 from .layers import CheckpointError
 from .qformer import load_bert_into_qformer
 from .tokenizer import SwapReport, get_tokenizer, swap_tokenizer
-from .train import (CachedFeatures, FeatureCache, TrainConfig, TrainResult, build_feature_cache, rank_world,
-                           train)
+from .train import (CachedFeatures, FeatureCache, TrainConfig, TrainResult, _device, atomic_write,
+                           build_feature_cache, rank_world, train)
 from .vision import eval_transform, train_transform
 
 # %% auto #0
-__all__ = ['RECIPE_SETTINGS', 'RECIPES', 'recall_at_k', 'caption_scores', 'annotation_format', 'load_captions', 'build_blip2',
-           'to_japanese', 'build_blip2_llm', 'copy_stage1', 'build_blip', 'recipe_config', 'RecipeResult', 'run_recipe',
-           'blip2_stage1', 'blip2_japanese', 'blip2_stage2', 'blip_retrieval', 'blip_caption', 'ddp_recipe_check',
-           'default_model', 'evaluate_default', 'train_default']
+__all__ = ['RECIPE_SETTINGS', 'RECIPES', 'DEFAULT_SCHEDULE', 'DEFAULT_BATCH', 'recall_at_k', 'caption_scores',
+           'annotation_format', 'load_captions', 'build_blip2', 'to_japanese', 'build_blip2_llm', 'copy_stage1',
+           'build_blip', 'recipe_config', 'RecipeResult', 'run_recipe', 'blip2_stage1', 'blip2_japanese',
+           'blip2_stage2', 'blip_retrieval', 'blip_caption', 'ddp_recipe_check', 'TrainingInterrupted', 'default_model',
+           'evaluate_default', 'train_default']
 
 # %% ../nbs/10a_recipes.ipynb #00dbe2d3
 def recall_at_k(sim:torch.Tensor, # [n_images, n_texts] similarity
@@ -201,10 +203,11 @@ def recipe_config(recipe:str, out_dir, **overrides) -> TrainConfig:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown: raise TypeError(f"{unknown} are not TrainConfig fields ({', '.join(sorted(fields))})")
-    bf16 = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else True  # CPUs autocast to bf16
-    d = {"precision": "bf16" if bf16 else "fp16",
-         **RECIPE_SETTINGS[recipe], **{k: v for k, v in overrides.items() if v is not None}}
-    return TrainConfig(out_dir=str(out_dir), **d)
+    d = {"precision": "auto", **RECIPE_SETTINGS[recipe], **{k: v for k, v in overrides.items() if v is not None}}
+    tc = TrainConfig(out_dir=str(out_dir), **d)
+    # "auto" is resolved here, so train_config.json records what the run computes in: bf16 where the device does it
+    # fast (CUDA 8.0+, CPUs with AMX or AVX512-BF16), fp16 on older GPUs, fp32 on other CPUs
+    return tc.replace(precision=resolve_precision(tc.precision, _device(tc), recipe))
 
 def _float_embeds(items):
     "`collate`, with cached (fp16) image features back in fp32."
@@ -245,8 +248,8 @@ def run_recipe(model:nn.Module, # a model whose forward(samples) returns its los
         data = CachedFeatures(dataset, FeatureCache(path))
     t_cache = time.time() - t0
     res = train(model, data, tc, collate_fn=collate_fn, eval_fn=eval_fn)
-    ckpt = None
-    if rank_world()[0] == 0: ckpt = save_checkpoint(model, save_to or Path(tc.out_dir)/"model.safetensors")
+    ckpt = None  # only a finished run is saved as the model; an interrupted one resumes from its checkpoint next time
+    if rank_world()[0] == 0 and res.status == "done": ckpt = save_checkpoint(model, save_to or Path(tc.out_dir)/"model.safetensors")
     return RecipeResult(model, ckpt, res, {"feature_cache": round(t_cache, 1), "train": round(time.time() - t0 - t_cache, 1)})
 
 # %% ../nbs/10a_recipes.ipynb #13637e7d
@@ -320,6 +323,22 @@ def ddp_recipe_check(recipe:str, data, config, # a config .json path (the spawne
     return {"ranks": [torch.load(f"{tmp}/rank{r}.pt", weights_only=True) for r in range(world_size)], "dir": Path(tmp)/"run"}
 
 # %% ../nbs/10a_recipes.ipynb #02660751
+DEFAULT_SCHEDULE = {  # the embedded default's training, per language (see "The real run" below for what it reaches)
+    "en": dict(steps=150, lr=1e-4),  # from MiniLM
+    "ja": dict(steps=100, lr=1e-4),  # from the trained English model, vocabulary swapped
+}
+DEFAULT_BATCH = 64
+
+class TrainingInterrupted(RuntimeError):
+    "A training run stopped before its last step (signal); its checkpoint is kept and the next call resumes it."
+
+def _same_run(run_dir:Path, tc:TrainConfig) -> bool:
+    "Does `run_dir` hold a run with the settings of `tc` (what a resume continues)?"
+    try: old = TrainConfig.load(run_dir/"train_config.json")
+    except (FileNotFoundError, ValueError, KeyError, TypeError): return False
+    quiet = dict(progress=tc.progress, plot=tc.plot, resume=tc.resume)  # how a run is watched does not change it
+    return old.replace(**quiet) == tc
+
 def _caption_ids(items):
     "Collate with identical captions as ITC positives (templated data: one caption class, one id)."
     b = _float_embeds(items)
@@ -330,9 +349,9 @@ def _subset(ds, n):
     if n and n < len(ds): ds.items = ds.items[:n]
     return ds
 
-def default_model(lang:str="en") -> Blip2Qformer:
+def default_model(lang:str="en", config="default") -> Blip2Qformer:
     "The untrained embedded default: real EfficientNet-Lite0 + a Q-Former from real MiniLM (tokenizer swapped for 'ja')."
-    cfg = get_config("default")
+    cfg = _config(config, "default")
     en = get_tokenizer(lang="en")
     model = build_blip2(cfg.replace(qformer=cfg.qformer.replace(bert=cfg.qformer.bert.replace(vocab_size=len(en)))), tokenizer=en)
     if lang == "ja": to_japanese(model)
@@ -363,35 +382,52 @@ def evaluate_default(model:Blip2Qformer, test, # an `EasyVQACaptions` test split
 
 def train_default(lang:str="en", # "en" or "ja"
                   out="models", # where the model, its metrics and loss curve go
-                  steps:int|None=None, # optimizer steps (None: 150 for English, 100 for Japanese)
-                  batch_size:int=64, lr:float=1e-4, seed:int=0,
+                  steps:int|None=None, # optimizer steps (None: `DEFAULT_SCHEDULE`)
+                  batch_size:int|None=None, lr:float|None=None, seed:int=0,
                   n_train:int=0, n_test:int=0, # use only the first n images (0 = all: 4,000 train, 1,000 test)
                   init=None, # checkpoint to start from; None: MiniLM for "en", out/blip2_default_en.safetensors for "ja" if it exists
+                  precision:str="auto", # "auto": bf16 where the CPU does it fast (AMX / AVX512-BF16), else fp32
+                  config="default", # the model preset (a tiny one for tests)
                   progress:bool=True,
                  ) -> dict:
     "Train the embedded default for `lang` on easy-vqa (the `blip2_stage1` recipe), evaluate it on the held-out test images, save it."
     t0 = time.time()
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     if lang not in ("en", "ja"): raise ValueError(f"lang must be 'en' or 'ja', not {lang!r}")
-    if init is None and lang == "ja" and (out/"blip2_default_en.safetensors").exists(): init = out/"blip2_default_en.safetensors"
-    steps = steps or (150 if lang == "en" else 100)
+    final, run_dir = out/f"blip2_default_{lang}.safetensors", out/f"run_{lang}"
+    if init is None and lang == "ja":
+        if (out/"blip2_default_en.safetensors").exists(): init = out/"blip2_default_en.safetensors"
+        else: warnings.warn(f"no trained English default in {out}: the Japanese one starts from MiniLM (train 'en' first for better captions)")
+    sched = DEFAULT_SCHEDULE[lang]
+    steps, lr, batch_size = steps or sched["steps"], lr or sched["lr"], batch_size or DEFAULT_BATCH
+    tc = recipe_config("blip2_stage1", run_dir, max_steps=steps, batch_size=batch_size, lr=lr, min_lr=lr / 10,
+                       warmup_steps=max(1, steps // 10), warmup_lr=lr / 100, precision=precision, seed=seed,
+                       log_every=max(1, steps // 15), save_every=max(1, steps // 6), keep_last=1, resume="auto",
+                       progress=progress, plot=True)
+    # An interrupted run (signal, kill -9, power cut) left checkpoints but no `final`: the same call resumes it. A finished
+    # run, or a run with other settings, is not resumed: training starts over (the installed model stays until replaced).
+    if run_dir.exists() and (final.exists() or not _same_run(run_dir, tc)): shutil.rmtree(run_dir)
     torch.manual_seed(seed)
-    model = default_model("en")
+    model = default_model("en", config)
     if init is not None: load_checkpoint(init, model).train()
     if lang == "ja": to_japanese(model)
     train_ds = _subset(EasyVQACaptions("train", lang), n_train)
-    tc = recipe_config("blip2_stage1", out/f"run_{lang}", max_steps=steps, batch_size=batch_size, lr=lr, min_lr=lr / 10,
-                       warmup_steps=max(1, steps // 10), warmup_lr=lr / 100, precision="bf16", seed=seed,
-                       log_every=max(1, steps // 15), resume="never", progress=progress, plot=True)
     res = run_recipe(model, train_ds, tc, collate_fn=_caption_ids, cache_dir=out/"cache"/"easy-vqa-train",
-                     save_to=out/f"blip2_default_{lang}.safetensors")
+                     save_to=final)
+    if res.train.status != "done":
+        raise TrainingInterrupted(f"training the {lang} default stopped at step {res.train.step} of {steps} ({res.train.status}); "
+                                  f"its checkpoint is in {run_dir}: run the same command again to resume")
     t1 = time.time()
     test = _subset(EasyVQACaptions("test", lang), n_test)
     metrics = evaluate_default(model, test, out/"cache"/"easy-vqa-test", lang)
     h = res.train.history
-    report = {"lang": lang, "steps": res.train.step, "init": str(init) if init else "MiniLM", "train_images": len(train_ds), "test_images": len(test),
+    report = {"lang": lang, "steps": res.train.step, "init": str(init) if init else "MiniLM", "train_images": len(train_ds),
+              "test_images": len(test), "precision": res.train.precision, "batch_size": batch_size, "lr": lr,
+              "cpu": {"model": cpu_model(), "capability": cpu_capability()},
               "seconds": {**res.seconds, "evaluate": round(time.time() - t1, 1), "total": round(time.time() - t0, 1)},
+              "samples_per_s": round(res.train.samples_per_s, 1),
               "final_losses": {k: round(v, 4) for k, v in h[-1].items() if k.startswith("loss")} if h else {},
               "test": metrics, "checkpoint": str(res.checkpoint), "loss_curve": str(Path(tc.out_dir)/"loss.png")}
-    (out/f"blip2_default_{lang}.json").write_text(json.dumps(report, ensure_ascii=False, indent=2))
+    atomic_write(out/f"blip2_default_{lang}.json", lambda t: Path(t).write_text(json.dumps(report, ensure_ascii=False, indent=2)))
     return report
+

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .blip import BlipRetrieval
 from .blip2 import Blip2Qformer
-from .caption import _autocast, as_image_list, load_model, load_pixels, to_image
+from .caption import _autocast, _precision, as_image_list, load_model, load_pixels, to_image
 from .data import RetrievalEvalSet
 from .layers import attention_mask
 from .recipes import recall_at_k
@@ -212,12 +212,13 @@ class Retriever:
                  lang:str="en", # which embedded default when `model` is None
                  mode:str="max", # BLIP-2 similarity over queries: "max" (LAVIS) or "mean" (BLIP2-Japanese)
                  device=None,
-                 dtype=None, # None / "fp32", or "bf16" / "fp16": autocast the encoders and ITM (bf16: fast on CPUs with AMX)
+                 dtype="auto", # autocast of the encoders and ITM: "auto" = what the device does fast (bf16 on CPUs with AMX or AVX512-BF16), "fp32", "bf16", "fp16"
                 ):
         if mode not in SIM_MODES: raise ValueError(f"mode must be one of {SIM_MODES}, not {mode!r}")
-        _autocast(dtype, torch.device("cpu"))  # a bad dtype fails here, before the model loads
-        self.model, self.dtype = load_model(model, lang, device), dtype
+        _precision(dtype, torch.device(device or "cpu"), "Retriever")  # a bad dtype fails here, before the model loads
+        self.model = load_model(model, lang, device)
         encoder_of(self.model)  # a TypeError for a model that cannot do retrieval
+        self.dtype = _precision(dtype, self.device, "Retriever")  # resolved where the model is
         self.mode, self.transform = mode, eval_transform(self.model.cfg.vision)
         self.blip2 = isinstance(self.model, Blip2Qformer)
 
@@ -359,7 +360,7 @@ class Retriever:
                    seconds={k: round(v, 2) for k, v in secs.items()})
         return out
 
-    def __repr__(self): return f"Retriever({type(self.model).__name__}, mode={self.mode!r}" + (f", dtype={self.dtype!r})" if self.dtype else ")")
+    def __repr__(self): return f"Retriever({type(self.model).__name__}, mode={self.mode!r}" + (f", dtype={self.dtype!r})" if self.dtype != "fp32" else ")")
 
 # %% ../nbs/12_retrieval.ipynb #2100ad1b
 class FaissIndex:

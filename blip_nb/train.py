@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from .config import Config
+from .config import Config, autocast_dtype, resolve_precision
 from .losses import Gather, gloo_worker, itc_loss
 
 # %% auto #0
@@ -45,7 +45,7 @@ class TrainConfig(Config):
     layer_decay: float = 1.0  # ViT layer-wise lr decay: block i of visual_encoder gets lr * d**(depth - i); 1 = off
     no_decay: tuple[str, ...] = ("query_tokens", "temp", "pos_embed", "cls_token")  # names (last part) without weight decay, besides every 1-D param
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
-    precision: str = "fp32"  # "fp32", "bf16" (autocast; CPU or CUDA) or "fp16" (autocast + GradScaler; CUDA only)
+    precision: str = "fp32"  # "fp32", "bf16" (autocast; CPU or CUDA), "fp16" (autocast + GradScaler; CUDA only) or "auto" (what the device does fast)
     grad_checkpointing: bool = False  # call set_grad_checkpointing(True) on every submodule that has it
     seed: int = 0  # python / numpy / torch seeds (+ rank) and the data order
     shuffle: bool = True
@@ -77,7 +77,7 @@ class TrainConfig(Config):
     def blip2_stage1(cls, out_dir="runs/blip2_stage1"):
         "LAVIS's BLIP-2 stage-1 pre-training settings (per-GPU batch 100, lr 1e-4 -> 1e-5, 5000 warmup steps from 1e-6)."
         return cls(out_dir=out_dir, epochs=10, batch_size=100, lr=1e-4, min_lr=1e-5, warmup_lr=1e-6, warmup_steps=5000,
-                   weight_decay=0.05, precision="bf16")
+                   weight_decay=0.05, precision="auto")
 
 # %% ../nbs/10_train.ipynb #d65b67b0
 def rank_world() -> tuple[int, int]:
@@ -148,7 +148,12 @@ def build_optimizer(model:nn.Module, cfg:TrainConfig) -> torch.optim.AdamW:
     "AdamW over `param_groups(model, ...)` with the config's lr, betas, eps, weight decay and layer decay."
     groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay, tuple(cfg.no_decay))
     if not groups: raise ValueError("the model has no trainable parameters (all frozen?)")
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    params = [p for g in groups for p in g["params"]]
+    # the fused kernel updates every tensor in one vectorised pass: 4-5x faster than the per-tensor loop on a CPU
+    # (33M parameters: 93 vs 426 ms a step, AVX2); plain tensors on one device only (FSDP's DTensors take the loop)
+    fused = all(type(p) is nn.Parameter and p.device == params[0].device and p.dtype.is_floating_point for p in params) \
+        and params[0].device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused or None)
 
 # %% ../nbs/10_train.ipynb #53a9cc72
 def lr_at(step:int, # optimizer steps done
@@ -429,6 +434,7 @@ class TrainResult:
     seconds: float
     samples_per_s: float
     history: list  # the metrics lines logged in this call
+    precision: str = "fp32"  # what the run computed in ("auto" resolved)
 
 def _better(v, best, mode): return best is None or (v > best if mode == "max" else v < best)
 
@@ -488,13 +494,15 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
           until_step:int=0, # stop (and save) after this optimizer step without changing the schedule; 0 = run to the end
          ) -> TrainResult:
     "Train `model` on `train_data` with `cfg`: one process, or every rank of a torchrun job (DDP / FSDP)."
-    if cfg.precision not in ("fp32", "bf16", "fp16"): raise ValueError(f"precision must be fp32, bf16 or fp16, not {cfg.precision!r}")
+    if cfg.precision not in ("auto", "fp32", "bf16", "fp16"): raise ValueError(f"precision must be auto, fp32, bf16 or fp16, not {cfg.precision!r}")
     if cfg.on_nonfinite not in ("raise", "skip"): raise ValueError(f"on_nonfinite must be 'raise' or 'skip', not {cfg.on_nonfinite!r}")
     if cfg.best_mode not in ("max", "min"): raise ValueError(f"best_mode must be 'max' or 'min', not {cfg.best_mode!r}")
     rank, world = rank_world()
     main, device, out_dir = rank == 0, _device(cfg), Path(cfg.out_dir)
     if cfg.precision == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 training needs CUDA (GradScaler); use precision='bf16' on CPU")
+        raise ValueError("fp16 training needs CUDA (GradScaler); use precision='auto' (or 'bf16' on CPUs with AMX) on CPU")
+    precision = resolve_precision(cfg.precision, device, "training")  # "auto": bf16 where fast (AMX / AVX512-BF16, Ampere+), else fp32 / fp16
+    if precision == "fp16" and device.type != "cuda": raise ValueError("BLIP_NB_PRECISION=fp16 cannot train on a CPU (GradScaler needs CUDA)")
     if gather is None: gather = Gather.from_dist() if world > 1 else Gather()
     t_start = time.time()
 
@@ -504,9 +512,8 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
         warnings.warn("grad_checkpointing=True but no submodule has set_grad_checkpointing")
     wrapped = _wrap(model, cfg, device)
     opt = build_optimizer(wrapped, cfg)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16)
-                if cfg.precision != "fp32" else contextlib.nullcontext())
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    autocast = torch.autocast(device.type, dtype=autocast_dtype(precision)) if precision != "fp32" else contextlib.nullcontext()
     gen = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank)
 
     sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=cfg.shuffle, seed=cfg.seed)
@@ -682,7 +689,7 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
         with contextlib.suppress(ImportError): plot_metrics(log_path, out_dir/"loss.png")
     secs = time.time() - t_start
     return TrainResult(status, st["step"], st["epoch"], last_w, st["best"], skipped_empty, st["nonfinite"] - nf_start,
-                       secs, (st["samples"] - samples_start) / max(time.time() - t_loop, 1e-9), history)
+                       secs, (st["samples"] - samples_start) / max(time.time() - t_loop, 1e-9), history, precision)
 
 # %% ../nbs/10_train.ipynb #8ed23f9e
 def _ddp_train_worker(rank:int, world_size:int, tmp:str, cfg:dict, n:int):

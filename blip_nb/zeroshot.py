@@ -48,26 +48,26 @@ def _check_model(model):
         raise TypeError(f"zero-shot classification needs stage-1 features: a Blip2Qformer or BlipRetrieval, not a {type(model).__name__}")
 
 @torch.no_grad()
-def text_features(model:nn.Module, texts:list[str], batch_size:int=256) -> torch.Tensor:
+def text_features(model:nn.Module, texts:list[str], batch_size:int=256, dtype="auto") -> torch.Tensor:
     "Normalised text features [T, D]: `Retriever.get_text_feat` (BLIP-2: the projected [CLS] of the Q-Former's text side; BLIP: of its text encoder)."
     _check_model(model)
-    return Retriever(model).get_text_feat(texts, batch_size)
+    return Retriever(model, dtype=dtype).get_text_feat(texts, batch_size)
 
 @torch.no_grad()
-def label_features(model:nn.Module, labels:list[str], template:str|list[str]|None=None) -> torch.Tensor:
+def label_features(model:nn.Module, labels:list[str], template:str|list[str]|None=None, dtype="auto") -> torch.Tensor:
     "One normalised feature per label [L, D]: the template filled with the label (several templates: the mean, normalised)."
     labels = check_labels(labels)
     if template is None: template = TEMPLATES[model_lang(model)]
     templates = [template] if isinstance(template, str) else list(template)
     if not templates: raise ValueError("an empty list of templates")
-    feats = [text_features(model, [check_template(t).format(l) for l in labels]) for t in templates]
+    feats = [text_features(model, [check_template(t).format(l) for l in labels], dtype=dtype) for t in templates]
     return feats[0] if len(feats) == 1 else F.normalize(torch.stack(feats).mean(0), dim=-1)
 
 @torch.no_grad()
-def image_features(model:nn.Module, pixels:torch.Tensor) -> torch.Tensor:
+def image_features(model:nn.Module, pixels:torch.Tensor, dtype="auto") -> torch.Tensor:
     "Normalised image features: BLIP-2 one per query [B, Q, D], BLIP its [CLS] [B, D] (`Retriever.image_feat`)."
     _check_model(model)
-    r = Retriever(model)
+    r = Retriever(model, dtype=dtype)
     return r.image_feat(r.encode_image(pixels))
 
 def label_logits(image_feats:torch.Tensor, # [N, Q, D] (BLIP-2) or [N, D] (BLIP)
@@ -113,6 +113,7 @@ def classify(images, # a path, PIL image, array, tensor, or a list of them
              mode:str="max", # BLIP-2: "max" over queries (LAVIS) or "mean" (BLIP2-Japanese)
              lang:str="en", # which embedded default when `model` is None
              batch_size:int=32, device=None,
+             dtype="auto", # autocast of the image side: "auto" = what the device does fast, "fp32", "bf16", "fp16"
              skip_errors:bool=False, # a bad image gets NaN probabilities and an entry in `errors` instead of an error
              progress:bool=False,
             ) -> ZeroShotResult:
@@ -121,10 +122,10 @@ def classify(images, # a path, PIL image, array, tensor, or a list of them
     _check_model(m)
     if template is None: template = TEMPLATES[model_lang(m)]
     labels = check_labels(labels)
-    fl = label_features(m, labels, template)
+    fl = label_features(m, labels, template, dtype)
     items = as_image_list(images)
     if not items: raise ValueError("no images to classify")
-    g = Retriever(m, mode=mode).embed_images(items, batch_size, progress, skip_errors=skip_errors)  # the usable images' features
+    g = Retriever(m, mode=mode, dtype=dtype).embed_images(items, batch_size, progress, skip_errors=skip_errors)  # the usable images' features
     probs = torch.full((len(items), len(labels)), float("nan"))
     probs[g.index] = label_logits(g.feats, fl, float(m.temp), mode).softmax(-1)
     return ZeroShotResult(labels, probs, template, g.errors)
