@@ -286,10 +286,10 @@ class DlipConfig(Config):
 
 # %% ../nbs/00_config.ipynb #71d31624
 def _default(lang="en") -> Blip2Config:
-    v = VisionConfig.efficientnet_lite0()
+    v = VisionConfig.efficientnet_lite0().replace(image_size=160)  # 5x5 tokens: half the encoder's work of 224 pixels
     bert = TextConfig.minilm(v.width, 2, 30524)
     if lang == "ja": bert = bert.replace(lang="ja", tokenizer="package:suparunidic-unidic32k", vocab_size=32008)
-    return Blip2Config(vision=v, qformer=QFormerConfig(bert, num_query_tokens=8, embed_dim=256, max_txt_len=16))
+    return Blip2Config(vision=v, qformer=QFormerConfig(bert, num_query_tokens=8, embed_dim=256, max_txt_len=16), itm_samples=8)
 
 # %% ../nbs/00_config.ipynb #9ad7f2fe
 PRESETS = {
@@ -348,7 +348,7 @@ def resolve_path(name_or_path) -> Path | str:
     p = Path(s).expanduser()
     return p if p.exists() else s
 
-# %% ../nbs/00_config.ipynb #21e68507
+# %% ../nbs/00_config.ipynb #2f1403c7
 PRECISIONS = ("fp32", "bf16", "fp16")
 _FAST_RATIO = 1.2  # a half-precision dtype is "fast" on a CPU when its matmul probe beats fp32 by this factor
 _SPEEDS: dict = {}  # device string -> DeviceSpeed, measured once per process

@@ -776,6 +776,9 @@ def build_feature_cache(encoder:nn.Module, # the frozen image encoder: pixels [B
         c = FeatureCache(path); c.reused = True
         return c
     device = device or next(encoder.parameters()).device
+    dts = {p.dtype for p in encoder.parameters()}
+    half = "bf16" if torch.bfloat16 in dts else "fp16" if torch.float16 in dts else None
+    if half: resolve_precision(half, device, "the image encoder's weights")  # warns where that dtype is slow (e.g. AVX2-only CPUs)
     was_training = encoder.training
     encoder.eval()
     todo = [(k, i) for k, i in first.items()]

@@ -188,4 +188,6 @@ if __name__ == "__main__":
         print("notebooks clean and library in sync")
     elif cmd == "run":
         for p in sys.argv[2:]: print(f"ran {p}: {execute(Path(p))} slow/cuda cell(s) kept as stored")
-    else: sys.exit("usage: python tools/nbtools.py readme|docs|check|run NOTEBOOK...")
+    elif cmd == "run-slow":  # benchmarks and real runs: every cell but `cuda` ones, outputs stored
+        for p in sys.argv[2:]: print(f"ran {p} with its slow cells: {execute(Path(p), skip_flags=('cuda',))} cuda cell(s) kept")
+    else: sys.exit("usage: python tools/nbtools.py readme|docs|check|run|run-slow NOTEBOOK...")
