@@ -39,7 +39,8 @@ def ensure_default(models, # directory of the trained default
         try: found[lang] = default_checkpoint(lang, dirs=[models])
         except FileNotFoundError:
             if not train: raise
-            say(f"Training the embedded default ({lang}) into {models}/ — the first run only (English then Japanese: about 10 minutes on 2 cores) ...")
+            say(f"Training the embedded default ({lang}) into {models}/ — the first run only (English then Japanese: 6 minutes on 2 cores with AMX, 9-10 on AVX2-only ones; "
+                f"stopped, it resumes next time) ...")
             r = train_default(lang, models, progress=True)  # a stopped run raises TrainingInterrupted: nothing installed
             say(f"  {r['steps']} steps in {r['seconds']['total']:.0f} s")
             found[lang] = Path(r["checkpoint"])
