@@ -115,7 +115,7 @@ class Blip2Qformer(LazyTokenizer, nn.Module):
         neg_txt, neg_img = neg_txt[:n], neg_img[:n]
         if g.world_size > 1: kv_neg = self.Qformer.image_kv(g.gather_batch(image_embeds, grad=True)[neg_img])  # other ranks' images
         else: kv_neg = kv_take(kv, neg_img)
-        kv_pos = kv if n == B else kv_take(kv, torch.arange(n, device=ids.device))
+        kv_pos = kv if n == B else kv_take(kv, slice(0, n))  # views, no copy
         itm_ids = torch.cat([ids[:n], ids_all[neg_txt], ids[:n]])
         itm_mask = torch.cat([mask[:n], mask_all[neg_txt], mask[:n]])
         loss_itm = itm_loss(self.itm_logits(None, itm_ids, itm_mask, image_kv=kv_cat(kv_pos, kv_pos, kv_neg)))

@@ -418,15 +418,14 @@ class DeviceSpeed:
     @property
     def auto(self) -> str:
         "What precision=\"auto\" means on this device."
-        return "bf16" if "bf16" in self.fast else "fp16" if "fp16" in self.fast and not self.device.startswith("cpu") else "fp32"
+        return "bf16" if "bf16" in self.fast else "fp16" if "fp16" in self.fast else "fp32"  # CPUs list bf16 at most
 
 def device_speed(device=None, # torch device or string; None = "cpu"
-                 probe:bool=True, # time matmuls on CPUs (else trust the capability alone)
                 ) -> DeviceSpeed:
     "The device's fast dtypes (cached per process): CUDA by compute capability, CPUs by capability confirmed with a timed probe."
     import torch
     dev = torch.device(device or "cpu")
-    key = f"{dev}|{probe}"
+    key = str(dev)
     if key in _SPEEDS: return _SPEEDS[key]
     if dev.type == "cuda":
         i = dev.index if dev.index is not None else torch.cuda.current_device()
@@ -436,9 +435,8 @@ def device_speed(device=None, # torch device or string; None = "cpu"
     elif dev.type == "cpu":
         native = _native_bf16_cpu()
         gflops = {}
-        if probe and native is not False:  # x86 without native bf16: slow for certain, nothing to time
-            gflops = matmul_gflops(("fp32", "bf16"))
-        ok = (native is not False and (not probe or gflops["bf16"] >= _FAST_RATIO * gflops["fp32"]))
+        if native is not False: gflops = matmul_gflops(("fp32", "bf16"))  # x86 without native bf16: slow for certain, not timed
+        ok = native is not False and gflops["bf16"] >= _FAST_RATIO * gflops["fp32"]
         s = DeviceSpeed("cpu", cpu_model(), cpu_capability(), ("bf16",) if ok else (), gflops)
     else: s = DeviceSpeed(str(dev), dev.type, dev.type, (), {})
     _SPEEDS[key] = s

@@ -100,7 +100,7 @@ class QFormer(nn.Module):
 def _kv_rows(kvs:list) -> int: return next(d["k"].shape[0] for d in kvs if d is not None)
 
 def kv_take(kvs:list, # from `QFormer.image_kv`
-            idx:torch.Tensor, # rows to take (e.g. ITM's hard-negative images)
+            idx:torch.Tensor|slice, # rows to take (e.g. ITM's hard-negative images)
            ) -> list:
     "Rows `idx` of precomputed image K/V."
     return [None if d is None else {k: t[idx] for k, t in d.items()} for d in kvs]
