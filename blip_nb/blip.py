@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BlipConfig, TextConfig
-from .layers import (Layer, TextEmbeddings, attention_mask, cached_mask, generate_tokens, remap_state_dict,
-                            reorder_cache)
+from .layers import (Layer, TextEmbeddings, attention_mask, cached_mask, generate_tokens, length_limits,
+                            remap_state_dict, reorder_cache)
 from .losses import FeatureQueue, Gather, clamp_temp, copy_params, itc_momentum_loss, itm_loss, lm_labels, lm_loss
 from .losses import lm_loss_from_hidden
 from .losses import momentum_update, sample_hard_negatives
@@ -146,10 +146,16 @@ class BlipCaption(LazyTokenizer, nn.Module):
 
     @torch.no_grad()
     def generate_ids(self, image:torch.Tensor, # [B, 3, H, W]
-                     prompt:str|None=None, method:str="beam", num_beams:int=3, max_length:int=30,
-                     min_length:int=5, top_p:float=0.9, top_k:int=50, repetition_penalty:float=1.0,
-                     generator=None, image_embeds:torch.Tensor|None=None) -> torch.Tensor:
-        "Token ids [B, P + T] ([DEC], prompt, caption, [SEP], padding); lengths count new tokens."
+                     prompt:str|None=None, # the text the caption continues; None = `cfg.prompt` ("a picture of ")
+                     method:str="beam", num_beams:int=3,
+                     max_new_tokens:int|None=None, min_new_tokens:int|None=None, # generated tokens (default 30 at most, 5 at least)
+                     top_p:float=0.9, top_k:int=50, repetition_penalty:float=1.0,
+                     generator=None, image_embeds:torch.Tensor|None=None,
+                     *,
+                     max_length:int|None=None, min_length:int|None=None, # counting [DEC] + prompt too, as BLIP and LAVIS do
+                     temperature:float=1.0, length_penalty:float=1.0,
+                    ) -> torch.Tensor:
+        "Token ids [B, P + T] ([DEC], prompt, caption, [SEP], padding); `generate_tokens` says how each kind of length counts."
         emb = self.visual_encoder(image) if image_embeds is None else image_embeds  # [B, N, width]: once per image
         K = num_beams if method == "beam" else 1
         dec = self.text_decoder
@@ -157,9 +163,10 @@ class BlipCaption(LazyTokenizer, nn.Module):
         def step(ids, start): return dec.logits(dec(ids, None, emb, cache=cache, start=start)[:, -1])
         prompt_ids = self.prompt_ids(prompt).to(emb.device).expand(emb.shape[0] * K, -1)  # K rows (beams) per image
         return generate_tokens(step, prompt_ids, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id,
-                               method=method, num_beams=num_beams, max_length=max_length, min_length=min_length,
-                               top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, reorder=lambda i: reorder_cache(cache, i),
-                               generator=generator)
+                               method=method, num_beams=num_beams,
+                               **length_limits(max_new_tokens, min_new_tokens, max_length, min_length, 30, 5),
+                               top_p=top_p, top_k=top_k, temperature=temperature, repetition_penalty=repetition_penalty,
+                               length_penalty=length_penalty, reorder=lambda i: reorder_cache(cache, i), generator=generator)
 
     def generate(self, image:torch.Tensor, prompt:str|None=None, **kw) -> list[str]:
         "Captions, without the prompt."

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Blip2Config, QFormerConfig
-from .layers import cached_mask, generate_tokens, remap_state_dict, reorder_cache
+from .layers import cached_mask, generate_tokens, length_limits, remap_state_dict, reorder_cache
 from .blip import LazyTokenizer
 from .losses import Gather, clamp_temp, itc_loss, itm_loss, lm_labels, lm_loss, lm_loss_from_hidden, sample_hard_negatives
 from .qformer import QFormer, kv_cat, kv_take, qformer_key_map
@@ -143,8 +143,11 @@ class Blip2Qformer(LazyTokenizer, nn.Module):
             embeds = samples["image_embeds"] if "image_embeds" in samples else self.encode_image(samples["image"])
         if mode == "image":
             out.image_embeds, out.image_embeds_proj = self.image_query_features(embeds)
-        if needs_text:
-            t = self.tokenize(samples["text_input"])
+        if needs_text:  # as LAVIS: [CLS] text [SEP], padded to the longest, *not* cut at max_txt_len
+            t = self.tokenizer(samples["text_input"], padding="longest", return_tensors="pt").to(self.temp.device)
+            n = self.Qformer.embed.word.num_embeddings
+            if int(t["input_ids"].max()) >= n:
+                raise ValueError(f"token id {int(t['input_ids'].max())} is outside the Q-Former's {n}-row vocabulary: tokenizer and model disagree")
         if mode == "text":
             out.text_embeds = self.Qformer(None, t["input_ids"], t["attention_mask"])
             out.text_embeds_proj = F.normalize(self.text_proj(out.text_embeds), dim=-1)
@@ -196,9 +199,14 @@ def blip2_qformer_from_transformers(hf_model, tokenizer=None) -> Blip2Qformer:
 # %% ../nbs/07_blip2.ipynb #c01e625e
 @torch.no_grad()
 def qformer_generate(model:Blip2Qformer, image_embeds:torch.Tensor, # [B, N, width]
-                     method:str="beam", num_beams:int=3, max_length:int=30, min_length:int=10, top_p:float=0.9,
-                     top_k:int=50, repetition_penalty:float=1.0, generator=None) -> list[str]:
-    "Captions from the Q-Former's own decoder (LAVIS `Blip2Qformer.generate`)."
+                     method:str="beam", num_beams:int=3,
+                     max_new_tokens:int|None=None, min_new_tokens:int|None=None, # generated tokens (default 30 at most, 10 at least)
+                     top_p:float=0.9, top_k:int=50, repetition_penalty:float=1.0, generator=None,
+                     *,
+                     max_length:int|None=None, min_length:int|None=None, # counting the [DEC] token too, as LAVIS does
+                     temperature:float=1.0, length_penalty:float=1.0,
+                    ) -> list[str]:
+    "Captions from the Q-Former's own decoder (LAVIS `Blip2Qformer.generate`); `generate_tokens` says how each kind of length counts."
     qf, tok = model.Qformer, model.tokenizer
     if qf.lm_head is None: raise ValueError("this Q-Former has no LM head (stage-2 checkpoints drop it)")
     K = num_beams if method == "beam" else 1
@@ -213,11 +221,11 @@ def qformer_generate(model:Blip2Qformer, image_embeds:torch.Tensor, # [B, N, wid
         mask = cached_mask(ids.shape[1], Q + start, h.device)
         for layer, c in zip(qf.layers, cache): h = layer(h, mask, None, None, 0, cache=c)
         return qf.lm_head(h[:, -1])
-    prompt = torch.full((N, 1), tok.bos_token_id, dtype=torch.long, device=image_embeds.device)
+    prompt = torch.full((N, 1), tok.bos_token_id, dtype=torch.long, device=image_embeds.device)  # [DEC]: P = 1
     out = generate_tokens(step, prompt, tok.sep_token_id, tok.pad_token_id, method=method, num_beams=num_beams,
-                          max_length=max_length, min_length=min_length, top_p=top_p, top_k=top_k,
-                          repetition_penalty=repetition_penalty, reorder=lambda i: reorder_cache(cache, i),
-                          generator=generator)
+                          **length_limits(max_new_tokens, min_new_tokens, max_length, min_length, 30, 10),
+                          top_p=top_p, top_k=top_k, temperature=temperature, repetition_penalty=repetition_penalty,
+                          length_penalty=length_penalty, reorder=lambda i: reorder_cache(cache, i), generator=generator)
     return tok.batch_decode(out, skip_special_tokens=True)
 
 # %% ../nbs/07_blip2.ipynb #e462b0a1

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import argparse, contextlib, json, sys, time, warnings
 from pathlib import Path
-import torch
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'DTYPES', 'DTYPE_HELP', 'demo_photos', 'ensure_default', 'caption_gallery', 'demo', 'image_args', 'main']
@@ -68,6 +67,7 @@ def caption_gallery(rows:list, # (PIL image, title, English caption, Japanese ca
 # %% ../nbs/16_cli.ipynb #8c2c4dbf
 def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say) -> dict:
     "Retrieval (ITC, then ITM re-ranking), zero-shot shape / colour classification and caption metrics on the held-out images."
+    import torch
     from blip_nb.blip2 import qformer_generate
     from blip_nb.data import EASY_VQA_COLORS, EASY_VQA_SHAPES, RetrievalEvalSet
     from blip_nb.metrics import caption_metrics
@@ -100,7 +100,7 @@ def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say) -> dict:
         out["zeroshot"][task] = {"labels": labels, "accuracy": round(acc, 4), "chance": round(1 / len(labels), 4)}
         say(f"  zero-shot {task} ({len(labels)} labels, chance {1 / len(labels):.0%}): {acc:.1%}")
     with torch.no_grad():
-        preds = sum((qformer_generate(model, embeds[i:i + 100], method="greedy", max_length=12, min_length=1)
+        preds = sum((qformer_generate(model, embeds[i:i + 100], method="greedy", max_new_tokens=12, min_new_tokens=1)
                      for i in range(0, len(embeds), 100)), [])
     m = caption_metrics([p.strip() for p in preds], [[c] for c in caps], lang)
     out["captions"] = {"exact": round(sum(p.strip() == c for p, c in zip(preds, caps)) / len(caps), 4),
@@ -116,6 +116,7 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
          limit:int=0, # evaluate on the first `limit` held-out images only (0 = all 1,000)
          verbose:bool=True) -> dict:
     "The main job on the embedded default: train it once, caption, retrieve, classify zero-shot, score, and write a report."
+    import torch
     import shutil
     from blip_nb.caption import generate, load_model, to_image
     from blip_nb.data import EasyVQACaptions
@@ -142,7 +143,7 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
     photos = demo_photos()
     inputs = [test["en"].image_path(i) for i in picks] + [p for _, p in photos]
     titles = [f"easy-vqa test {i}" for i in picks] + [n for n, _ in photos]
-    caps = {lang: generate(inputs, load_model(ckpts[lang]), method="beam", num_beams=3, max_length=12, min_length=1)
+    caps = {lang: generate(inputs, load_model(ckpts[lang]), method="beam", num_beams=3, max_new_tokens=12, min_new_tokens=1)
             for lang in ("en", "ja")}
     say("\nCaptions (beam 3) of held-out easy-vqa images and of real photos the model has never seen anything like:")
     rows, gallery_rows = [], []
@@ -247,8 +248,10 @@ def _cmd_caption(a):
     paths = image_args(a.images)
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
-        caps = generate(paths, a.model, method=a.method, num_beams=a.num_beams, max_length=a.max_length, min_length=a.min_length,
-                    top_p=a.top_p, top_k=a.top_k, repetition_penalty=a.repetition_penalty, prompt=a.prompt,
+        caps = generate(paths, a.model, method=a.method, num_beams=a.num_beams, max_new_tokens=a.max_new_tokens,
+                    min_new_tokens=a.min_new_tokens, max_length=a.max_length, min_length=a.min_length, top_p=a.top_p,
+                    top_k=a.top_k, temperature=a.temperature, repetition_penalty=a.repetition_penalty,
+                    length_penalty=a.length_penalty, prompt=a.prompt,
                     batch_size=a.batch_size, dtype=a.dtype, lang=a.lang, skip_errors=a.skip_errors, seed=a.seed,
                     progress=not a.quiet and len(paths) > a.batch_size)
     for w in skipped: print(f"blip_nb caption: {w.message}", file=sys.stderr)
@@ -292,8 +295,8 @@ def _cmd_eval(a):
         from blip_nb.recipes import load_captions
         ds = load_captions(a.data, a.image_root, lang=a.lang, split="test")
         if a.limit: ds.items = ds.items[:a.limit]
-        r = evaluate_captions(a.model, ds, method=a.method, num_beams=a.num_beams, max_length=a.max_length,
-                              min_length=a.min_length, batch_size=a.batch_size, dtype=a.dtype, skip_errors=True,
+        r = evaluate_captions(a.model, ds, method=a.method, num_beams=a.num_beams, max_new_tokens=a.max_new_tokens,
+                              min_new_tokens=a.min_new_tokens, batch_size=a.batch_size, dtype=a.dtype, skip_errors=True,
                               progress=not a.quiet)
         result = {"task": "caption", "data": str(a.data), "images": len(ds), "skipped": len(r.skipped), "metrics": r.metrics}
     else:
@@ -342,17 +345,23 @@ def _parser() -> argparse.ArgumentParser:
                        description="Prints one line per image: path, a tab, the caption (or JSON lines with --json). "
                                    "Exit code 1 if any image could not be read (with --skip-errors the others are still captioned).")
     k.add_argument("images", nargs="+", help="image files and/or folders of images")
-    k.add_argument("--method", choices=["beam", "greedy", "nucleus", "topk"], default="beam")
+    k.add_argument("--method", choices=["beam", "greedy", "sample", "nucleus", "topk"], default="beam",
+                   help="sample: top-k, then top-p (BLIP's sample=True, LAVIS's use_nucleus_sampling); nucleus: top-p only; topk: top-k only")
     k.add_argument("--num-beams", type=int, default=3)
-    k.add_argument("--max-length", type=int, default=30, help="new tokens at most")
-    k.add_argument("--min-length", type=int, default=5, help="new tokens at least")
-    k.add_argument("--top-p", type=float, default=0.9)
-    k.add_argument("--top-k", type=int, default=50)
-    k.add_argument("--repetition-penalty", type=float, default=1.0)
+    most, least = k.add_mutually_exclusive_group(), k.add_mutually_exclusive_group()
+    most.add_argument("--max-new-tokens", type=int, help="generated tokens at most, the end token included (default 30)")
+    most.add_argument("--max-length", type=int, help="the whole sequence at most, decoder prompt ([DEC] + prompt) included, as LAVIS and BLIP count it")
+    least.add_argument("--min-new-tokens", type=int, help="generated tokens before the end token may come (default 5)")
+    least.add_argument("--min-length", type=int, help="the whole sequence at least, decoder prompt included, as LAVIS and BLIP count it")
+    k.add_argument("--top-p", type=float, default=0.9, help="sample / nucleus: the probability mass kept (1: off)")
+    k.add_argument("--top-k", type=int, default=50, help="sample / topk: the most likely tokens kept (0: off)")
+    k.add_argument("--temperature", type=float, default=1.0, help="sampling: logits are divided by it first")
+    k.add_argument("--repetition-penalty", type=float, default=1.0, help="BLIP's and LAVIS's sampling use 1.1")
+    k.add_argument("--length-penalty", type=float, default=1.0, help="beam: scores are divided by length ** this")
     k.add_argument("--prompt", help="BLIP: text the caption continues; BLIP-2 + LLM: the LLM prompt")
     k.add_argument("--dtype", choices=DTYPES, default="auto", help=DTYPE_HELP)
     k.add_argument("--skip-errors", action="store_true", help="warn about unreadable images and caption the rest")
-    k.add_argument("--seed", type=int, help="for nucleus / top-k sampling")
+    k.add_argument("--seed", type=int, help="for the sampling methods")
     _model_options(k, 16, "checkpoint (any format load_checkpoint reads)")
     k.set_defaults(func=_cmd_caption)
     s = sub.add_parser("retrieve", help="search a folder of images by text (ITC; --itm re-ranks by ITM + ITC)",
@@ -381,8 +390,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--image-root", help="folder the annotation's image paths are relative to")
     e.add_argument("--method", choices=["beam", "greedy", "nucleus", "topk"], default="beam")
     e.add_argument("--num-beams", type=int, default=3)
-    e.add_argument("--max-length", type=int, default=30)
-    e.add_argument("--min-length", type=int, default=5)
+    e.add_argument("--max-new-tokens", type=int, default=30, help="caption: generated tokens at most (the end token included)")
+    e.add_argument("--min-new-tokens", type=int, default=5, help="caption: generated tokens at least")
     e.add_argument("--dtype", choices=DTYPES, default="auto", help=DTYPE_HELP)
     e.add_argument("--k-test", type=int, default=256, help="retrieval: candidates ITM re-ranks (LAVIS: 256 COCO, 128 Flickr30k)")
     e.add_argument("--no-itm", action="store_true", help="retrieval: ITC only")
@@ -419,16 +428,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     "The `blip_nb` command: returns the exit code (0 ok, 1 bad input, 2 bad usage)."
     a = _parser().parse_args(argv)
-    from blip_nb.data import BadSample
-    from blip_nb.recipes import TrainingInterrupted
     try: return a.func(a)
-    except TrainingInterrupted as e:  # a signal stopped training: nothing was installed, the next run resumes
-        print(f"blip_nb {a.command}: {e}", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, KeyError, ValueError, TypeError, BadSample) as e:
+    except Exception as e:
+        if _is(e, "blip_nb.recipes", "TrainingInterrupted"):  # a signal stopped training: nothing was installed, the next run resumes
+            print(f"blip_nb {a.command}: {e}", file=sys.stderr)
+            return 130
+        if not (isinstance(e, (FileNotFoundError, KeyError, ValueError, TypeError)) or _is(e, "blip_nb.data", "BadSample")): raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"blip_nb {a.command}: error: {msg}", file=sys.stderr)
         return 1
+
+def _is(e:Exception, module:str, name:str) -> bool:
+    "Is `e` a `module.name`? (Only if that module was imported: commands import what they need, so `blip_nb config` starts fast.)"
+    m = sys.modules.get(module)
+    return m is not None and isinstance(e, getattr(m, name))
 
 # %% ../nbs/16_cli.ipynb #6dde0615
 if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())  # python -m blip_nb.cli (not in a notebook)

@@ -123,10 +123,11 @@ class VisionConfig(Config):
         return cls(arch="eva_giant_patch14_224", image_size=32, width=32, depth=3, heads=2, patch_size=8,
                    drop_last_blocks=1, qkv_bias="qv")
     @classmethod
-    def clip_vit_l(cls):
-        "CLIP ViT-L/14 (BLIP-2 `pretrain_vitL`): 24 blocks of which LAVIS builds 21, frozen, fp16."
+    def clip_vit_l(cls, blocks:int=21):
+        "CLIP ViT-L/14 (BLIP-2 `pretrain_vitL`): 24 blocks of which `blocks` are built (21 as released; current LAVIS 23), frozen, fp16."
+        if not 1 <= blocks <= 24: raise ValueError(f"CLIP ViT-L/14 has 24 blocks; blocks={blocks}")
         return cls(arch="vit_large_patch14_clip_quickgelu_224", image_size=224, width=1024, depth=24, heads=16,
-                   patch_size=14, drop_last_blocks=3, precision="fp16", frozen=True, layer_norm_eps=1e-5,
+                   patch_size=14, drop_last_blocks=24 - blocks, precision="fp16", frozen=True, layer_norm_eps=1e-5,
                    final_norm_eps=1e-5, act="quick_gelu", pre_norm=True)
     @classmethod
     def deit_small(cls):
@@ -257,13 +258,13 @@ class Blip2Config(Config):
         "BLIP-2 with EVA ViT-g/14 (LAVIS `pretrain`); pass an LLM name for stage 2 (e.g. facebook/opt-2.7b)."
         return cls(llm=LLMConfig(llm) if llm else None)
     @classmethod
-    def vit_l(cls):
-        "BLIP-2 with CLIP ViT-L/14 (LAVIS `pretrain_vitL`)."
-        return cls(vision=VisionConfig.clip_vit_l(), qformer=QFormerConfig(TextConfig.bert_base(1024, 2, 30523)))
+    def vit_l(cls, vision_blocks:int=21):
+        "BLIP-2 with CLIP ViT-L/14 (LAVIS `pretrain_vitL`; `vision_blocks`: 21 as released, 23 as current LAVIS builds)."
+        return cls(vision=VisionConfig.clip_vit_l(vision_blocks), qformer=QFormerConfig(TextConfig.bert_base(1024, 2, 30523)))
     @classmethod
     def japanese(cls, bert="cl-tohoku/bert-base-japanese-whole-word-masking"):
-        "BLIP-2 ViT-g whose Q-Former is a Japanese BERT (MeCab ipadic + WordPiece, 32,000 tokens + [DEC], [ENC])."
-        b = TextConfig.bert_base(1408, 2, 32002).replace(lang="ja", tokenizer=bert, weights=bert)
+        "BLIP-2 ViT-g whose Q-Former is a Japanese BERT (MeCab ipadic + WordPiece): 32,000 tokens + [DEC] = 32,001 rows, as BLIP2-Japanese."
+        b = TextConfig.bert_base(1408, 2, 32001).replace(lang="ja", tokenizer=bert, weights=bert)
         return cls(qformer=QFormerConfig(b))
 
 # %% ../nbs/00_config.ipynb #85155379

@@ -4,14 +4,16 @@
 
 # %% ../nbs/08_convert.ipynb #78d8abf8
 from __future__ import annotations
-import json, math, os, pickle, re, warnings, zipfile
+import contextlib, json, math, os, pickle, re, warnings, zipfile
 from pathlib import Path
+from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
 from .config import BlipConfig, Blip2Config, Config, LLMConfig, QFormerConfig, TextConfig, VisionConfig
 from .layers import CheckpointError, remap_state_dict
 from .losses import copy_params
+from .tokenizer import get_tokenizer
 from .qformer import QFormer, qformer_key_map, qformer_config_from_transformers
 from .vision import (load_vision_state, vision_config_to_transformers, vision_state_from_original,
                      vision_state_to_original, vision_state_to_transformers)
@@ -19,12 +21,14 @@ from .blip import (BlipCaption, BlipRetrieval, med_key_map, blip_caption_from_tr
                    blip_retrieval_from_transformers)
 from .blip2 import (Blip2LLM, Blip2Qformer, blip2_key_map, blip2_llm_from_transformers,
                     blip2_qformer_from_transformers)
+from .blip2_t5 import Blip2T5, blip2_t5_from_transformers, blip2_t5_key_map, lavis_t5_key_map, untie_lm_head
 
 # %% auto #0
-__all__ = ['JA_MIN_VOCAB', 'med_config_to_transformers', 'qformer_config_to_transformers', 'blip_config_to_transformers',
-           'blip2_config_to_transformers', 'qformer_from_transformers', 'from_transformers', 'to_transformers',
-           'UnsafeCheckpointError', 'read_checkpoint', 'detect_format', 'original_key_map', 'original_ignore',
-           'to_original', 'infer_config', 'save_checkpoint', 'load_checkpoint']
+__all__ = ['JA_MIN_VOCAB', 'LAVIS_BLIP2_URL', 'LAVIS_ENCODERS', 'med_config_to_transformers', 'qformer_config_to_transformers',
+           'blip_config_to_transformers', 'blip2_config_to_transformers', 'qformer_from_transformers',
+           'from_transformers', 'to_transformers', 'UnsafeCheckpointError', 'read_checkpoint', 'detect_format',
+           'original_key_map', 'original_ignore', 'to_original', 'encoder_file_format', 'vision_state_from_file',
+           'infer_config', 'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/08_convert.ipynb #6f60f648
 def med_config_to_transformers(t:TextConfig, tokenizer=None, label_smoothing:float=0.0):
@@ -112,6 +116,7 @@ def from_transformers(hf_model, # a transformers BLIP / BLIP-2 model (see the ta
     if kind == "blip2": return blip2_qformer_from_transformers(hf_model, tokenizer)
     if kind == "qformer": return qformer_from_transformers(hf_model, **kw)
     if tokenizer is None: raise ValueError("Blip2ForConditionalGeneration needs the LLM's tokenizer: from_transformers(model, tokenizer)")
+    if not hf_model.config.use_decoder_only_language_model: return blip2_t5_from_transformers(hf_model, tokenizer)  # FlanT5
     return blip2_llm_from_transformers(hf_model, tokenizer)
 
 # %% ../nbs/08_convert.ipynb #bfe68314
@@ -136,6 +141,8 @@ def _fill(hf_model, sd:dict, what:str):
     for alias, kept in _ties(target).items():  # tied weights: save_pretrained stores one name of each pair
         if alias not in sd and kept in sd: sd[alias] = sd[kept]
         elif kept not in sd and alias in sd: sd[kept] = sd[alias]
+    for k in [k for k in sd if k not in target and re.search(r"(^|\.)position_ids$", k)]:
+        del sd[k]  # a buffer older transformers saved and newer ones do not keep (blip-image-captioning-base has it)
     missing, unexpected = [k for k in target if k not in sd], [k for k in sd if k not in target]
     bad = [f"{k}: {tuple(sd[k].shape)} != {tuple(target[k].shape)}" for k in target if k in sd and sd[k].shape != target[k].shape]
     if missing or unexpected or bad:
@@ -188,11 +195,16 @@ def to_transformers(model:nn.Module, # a blip_nb BlipCaption, BlipRetrieval, Bli
                    "llm_proj.bias": "language_projection.bias"})
         km.update({"llm." + k: "language_model." + k for k in model.llm.state_dict()})
         sd = {**_vision_out(model, "blip2"), **_invert(km, model.state_dict())}
+    elif type(model) is Blip2T5:
+        idx = image_token_index if image_token_index is not None else _llm_image_token(model.llm_tokenizer)
+        hf = T.Blip2ForConditionalGeneration(blip2_config_to_transformers(model.cfg, model.llm.config, idx))
+        if model.llm.lm_head.weight is not model.llm.get_input_embeddings().weight: untie_lm_head(hf.language_model)  # FlanT5
+        sd = {**_vision_out(model, "blip2"), **_invert(blip2_t5_key_map(model), model.state_dict())}
     elif type(model) is QFormer:
         hf = T.Blip2QFormerModel(qformer_config_to_transformers(model.cfg, text_input))
         sd = _invert(_qformer_body_map(model, text_input), model.state_dict())
     else:
-        raise TypeError(f"to_transformers converts BlipCaption, BlipRetrieval, Blip2Qformer, Blip2LLM and QFormer; "
+        raise TypeError(f"to_transformers converts BlipCaption, BlipRetrieval, Blip2Qformer, Blip2LLM, Blip2T5 and QFormer; "
                         f"got {type(model).__name__}")
     return _fill(hf, sd, f"{type(model).__name__} weights")
 
@@ -288,9 +300,12 @@ def original_key_map(model:nn.Module, # BlipRetrieval, BlipCaption, Blip2Qformer
         m = {"Qformer." + k: v for k, v in qformer_key_map(model.Qformer, "lavis").items()
              if model.Qformer.lm_head is not None or not k.startswith("lm_head.")}
         return {**m, **_heads(("vision_proj", "text_proj", "itm_head")), "temp": "temp"}
-    if type(model) is Blip2LLM:
+    if type(model) in (Blip2LLM, Blip2T5):  # stage 2: the Q-Former without its text side, the projection (and the LLM)
         m = {"Qformer." + k: v for k, v in qformer_key_map(model.Qformer, "lavis").items()
              if not k.startswith(("embed.word", "embed.pos", "lm_head")) and ".mlp." not in k}
+        if type(model) is Blip2T5:
+            m.update({k: v for k, v in lavis_t5_key_map(model).items() if llm or not k.startswith("llm.")})
+            return m
         m.update({"llm_proj.weight": "opt_proj.weight", "llm_proj.bias": "opt_proj.bias"})
         if llm: m.update({"llm." + k: "opt_model." + k for k in model.llm.state_dict()})
         return m
@@ -300,11 +315,13 @@ def original_ignore(model:nn.Module) -> list[str]:
     "Regexes of keys real BLIP / LAVIS files hold that `model` has no place for."
     common = [r"(^|\.)position_ids$", r"cls\.predictions\.decoder\.bias$"]
     if isinstance(model, (BlipRetrieval, BlipCaption)):
-        common += [r"^(visual_encoder|text_encoder|vision_proj|text_proj)_m\.", r"^(image|text|idx|ptr)_queue$"]
+        common += [r"^(visual_encoder|text_encoder|vision_proj|text_proj)_m\.", r"^(image|text|idx|ptr)_queue$", r"^queue_ptr$"]
     if isinstance(model, BlipRetrieval): common += [r"^text_decoder\."]  # a pretraining file's decoder
     if isinstance(model, BlipCaption): common += [r"^text_encoder\.", r"^(vision_proj|text_proj|itm_head)\.", r"^temp$"]
-    if isinstance(model, Blip2LLM): common += [r"^opt_model\."]  # used only when the LLM is loaded too
+    if isinstance(model, Blip2LLM): common += ["^" + re.escape(_llm_prefix(model))]  # used only when the LLM is loaded too
     return common
+
+def _llm_prefix(model) -> str: return "t5_model." if isinstance(model, Blip2T5) else "opt_model."  # where LAVIS keeps the LLM
 
 def _vision_fmt(model) -> str:
     if isinstance(model, (BlipRetrieval, BlipCaption)): return "blip"
@@ -316,6 +333,59 @@ def to_original(model:nn.Module) -> dict:
     vis = vision_state_to_original(model.visual_encoder.state_dict(), _vision_fmt(model))
     return {**vis, **_invert(original_key_map(model), model.state_dict())}
 
+# %% ../nbs/08_convert.ipynb #8b82941d
+class _Encoder(NamedTuple):
+    name: str; file: str; preset: Callable
+
+LAVIS_BLIP2_URL = "https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/"
+LAVIS_ENCODERS = {1408: _Encoder("EVA ViT-g/14", "eva_vit_g.pth", VisionConfig.eva_vit_g),  # ln_vision width -> encoder
+                  1024: _Encoder("CLIP ViT-L/14", "clip_vit_L.pth", VisionConfig.clip_vit_l)}
+
+def _encoder_needed(sd:dict, what:str) -> CheckpointError:
+    "The error for a LAVIS BLIP-2 file without its image encoder: which file to pass, and how."
+    w = sd["ln_vision.weight"].shape[0] if "ln_vision.weight" in sd else None
+    e = LAVIS_ENCODERS.get(w)
+    need = (f"the frozen {e.name} comes from its own file: pass vision=\"{e.file}\" (LAVIS downloads it from {LAVIS_BLIP2_URL}{e.file})"
+            if e else f"pass vision= with the {w}-wide image encoder's own checkpoint")
+    return CheckpointError(f"{what} holds no image encoder (LAVIS saves only the weights it trains; ln_vision is {w} wide): {need}, "
+                           "e.g. load_checkpoint(path, vision=...); or pass model= / config=")
+
+def _n_blocks(keys, pattern:str) -> int: return len({m.group(1) for k in keys if (m := re.match(pattern, k))})
+
+def _visual_part(vsd:dict) -> dict:
+    "An open_clip / OpenAI CLIP model's image tower (`visual.*`), or the state dict itself."
+    if any(k.startswith("visual.") for k in vsd): return {k[len("visual."):]: v for k, v in vsd.items() if k.startswith("visual.")}
+    return dict(vsd)
+
+def encoder_file_format(vsd:dict, what:str="vision file") -> str:
+    "'lavis_eva' (EVA / timm EVA names), 'lavis_clip' (OpenAI / open_clip / LAVIS CLIP names) or 'timm_clip'."
+    keys = _visual_part(vsd)
+    if "conv1.weight" in keys: return "lavis_clip"
+    if "patch_embed.proj.weight" in keys: return "timm_clip" if "norm_pre.weight" in keys else "lavis_eva"
+    raise CheckpointError(f"{what}: not an EVA or CLIP image encoder (no patch_embed.proj.weight or conv1.weight); "
+                          f"first keys: {list(vsd)[:5]}")
+
+_ENCODER_HEADS = r"^(norm|fc_norm|head|ln_post)\.|^(proj|head)$"  # final norms and heads: BLIP-2's ln_vision takes their place
+
+def vision_state_from_file(vsd:dict, # the image encoder's own state dict (eva_vit_g.pth, clip_vit_L.pth, timm, open_clip)
+                           fmt:str, # from `encoder_file_format`
+                           n_blocks:int|None, # blocks to keep (0..n-1); None = all
+                           sd:dict, # the BLIP-2 file: its `ln_vision.*` becomes the encoder's final norm
+                           what:str="vision file", # named in errors
+                          ) -> dict:
+    "Our encoder state dict from an image encoder's own file: its first `n_blocks` blocks, with BLIP-2's `ln_vision` as the final norm."
+    vsd = _visual_part(vsd)
+    pattern = r"transformer\.resblocks\.(\d+)\." if fmt == "lavis_clip" else r"blocks\.(\d+)\."
+    have = _n_blocks(vsd, pattern)
+    if n_blocks is not None and have < n_blocks:
+        raise CheckpointError(f"{what} holds {have} image-encoder blocks; this model builds {n_blocks}")
+    keep = {k: v for k, v in vsd.items() if not re.match(_ENCODER_HEADS, k)
+            and not ((m := re.match(pattern, k)) and n_blocks is not None and int(m.group(1)) >= n_blocks)}
+    ln = {k: v for k, v in sd.items() if k.startswith("ln_vision.")}
+    if fmt == "timm_clip": return {**keep, **{"norm." + k[len("ln_vision."):]: v for k, v in ln.items()}}  # timm's names are ours
+    try: return vision_state_from_original({**{"visual_encoder." + k: v for k, v in keep.items()}, **ln}, fmt)
+    except KeyError as e: raise CheckpointError(f"{what}: {e.args[0]}") from None
+
 # %% ../nbs/08_convert.ipynb #386c7065
 _VISION_PRESETS = (VisionConfig.eva_vit_g, VisionConfig.clip_vit_l, VisionConfig.vit_base, VisionConfig.vit_large,
                    VisionConfig.deit_small, VisionConfig.tiny, VisionConfig.tiny_eva)
@@ -324,17 +394,19 @@ _TEXT_PRESETS = (TextConfig.bert_base, TextConfig.minilm, TextConfig.tiny)
 def _family(cfg:VisionConfig) -> str:
     return "clip" if cfg.pre_norm else ("eva" if cfg.arch.startswith("eva") else "vit")
 
-def _infer_vision(vs:dict, what:str) -> VisionConfig:
+def _infer_vision(vs:dict, what:str, whole:bool=False, # `vs` is a whole encoder's own file: BLIP-2 drops its last block
+                 ) -> VisionConfig:
     "VisionConfig for an image-encoder state dict in our names (from `vision_state_from_original`)."
     w = vs["patch_embed.proj.weight"]
     width, patch = w.shape[0], w.shape[-1]
-    n = len({k.split(".")[1] for k in vs if k.startswith("blocks.")})
+    n = _n_blocks(vs, r"blocks\.(\d+)\.")
     mlp = vs["blocks.0.mlp.fc1.weight"].shape[0]
     grid = math.isqrt(vs["pos_embed"].shape[1] - 1)
     fam = "clip" if "norm_pre.weight" in vs else ("eva" if "blocks.0.attn.q_bias" in vs else "vit")
     for p in (f() for f in _VISION_PRESETS):
         if _family(p) == fam and p.width == width and int(p.width * p.mlp_ratio) == mlp and p.patch_size == patch:
-            return p.replace(depth=n + p.drop_last_blocks, image_size=grid * patch, weights=None)
+            depth = n if whole else n + p.drop_last_blocks
+            return p.replace(depth=depth, drop_last_blocks=min(p.drop_last_blocks, depth - 1), image_size=grid * patch, weights=None)
     raise CheckpointError(f"{what}: no preset has a {fam} image encoder {width} wide with a {mlp}-wide MLP and "
                           f"{patch}-pixel patches; pass config= (or model=)")
 
@@ -344,8 +416,9 @@ def _infer_text(sd:dict, pre:str, what:str, lang:str|None=None) -> TextConfig:
     if ln is None: raise CheckpointError(f"{what}: no {pre}embeddings.LayerNorm.weight")
     layers = sorted({int(m.group(1)) for k in sd if (m := re.match(re.escape(pre) + r"encoder\.layer\.(\d+)\.", k))})
     cross = [i for i in layers if f"{pre}encoder.layer.{i}.crossattention.self.key.weight" in sd]
-    ff = next(sd[f"{pre}encoder.layer.0.{n}.dense.weight"] for n in ("intermediate", "intermediate_query")
-              if f"{pre}encoder.layer.0.{n}.dense.weight" in sd)
+    ff = next((sd[f"{pre}encoder.layer.0.{n}.dense.weight"] for n in ("intermediate", "intermediate_query")
+               if f"{pre}encoder.layer.0.{n}.dense.weight" in sd), None)
+    if ff is None: raise CheckpointError(f"{what}: no feed-forward under {pre}encoder.layer.0 (intermediate / intermediate_query)")
     hidden, inter = ln.shape[0], ff.shape[0]
     freq = (cross[1] - cross[0] if len(cross) > 1 else len(layers)) if cross else 0
     if cross and (cross[0] != 0 or cross != [i for i in layers if i % freq == 0]):
@@ -362,16 +435,42 @@ def _infer_text(sd:dict, pre:str, what:str, lang:str|None=None) -> TextConfig:
         kw.update(lang=lang, tokenizer=Blip2Config.japanese().qformer.bert.tokenizer if lang == "ja" and hidden == 768 else None)
     return p.replace(**kw)
 
+def _infer_blip2_vision(sd:dict, vision:dict|None, vision_blocks:int|None, what:str) -> VisionConfig:
+    "The image encoder of a LAVIS BLIP-2 file: a LAVIS encoder by `ln_vision`'s width (its block count by LAVIS's rule), else from shapes."
+    if "ln_vision.weight" not in sd: raise CheckpointError(f"{what}: a LAVIS BLIP-2 file without ln_vision.weight")
+    width = sd["ln_vision.weight"].shape[0]
+    own = _has(sd, "visual_encoder.")
+    if not own and vision is None: raise _encoder_needed(sd, what)
+    if width in LAVIS_ENCODERS:
+        v = LAVIS_ENCODERS[width].preset()
+        if own:  # a file that kept its encoder (fine-tuned with the encoder unfrozen) says its image size
+            vs = vision_state_from_original(sd, "lavis_clip" if v.pre_norm else "lavis_eva")
+            v = v.replace(image_size=math.isqrt(vs["pos_embed"].shape[1] - 1) * v.patch_size)
+    elif own: v = _infer_vision(vision_state_from_original(sd, "lavis_clip" if _has(sd, "visual_encoder.transformer.") else "lavis_eva"), what)
+    else:
+        fmt = encoder_file_format(vision)
+        v = _infer_vision(vision_state_from_file(vision, fmt, None, sd, what), what, whole=True)
+    if vision_blocks is not None:
+        if not 1 <= vision_blocks <= v.depth: raise ValueError(f"vision_blocks={vision_blocks}: this encoder has {v.depth} blocks")
+        v = v.replace(drop_last_blocks=v.depth - vision_blocks)
+    return v
+
 def infer_config(sd:dict, # a LAVIS / BLIP state dict
                  fmt:str|None=None, # its format; None = `detect_format`
                  lang:str|None=None, # Q-Former / text language; None = from the vocabulary size
                  what:str="checkpoint", # named in errors
+                 vision:dict|None=None, # LAVIS BLIP-2: the image encoder's own state dict (eva_vit_g.pth, ...)
+                 vision_blocks:int|None=None, # LAVIS BLIP-2: image-encoder blocks to build; None = LAVIS's rule
                 ) -> Config:
     "A `BlipConfig` / `Blip2Config` for a LAVIS or original BLIP checkpoint, from its tensor shapes and the matching preset."
     fmt = fmt or detect_format(sd)
+    try: return _infer_config(sd, fmt, lang, what, vision, vision_blocks)
+    except KeyError as e:  # a tensor every file of this format has is absent
+        raise CheckpointError(f"{what}: an incomplete {fmt} checkpoint: it has no {e.args[0]!r}") from None
+
+def _infer_config(sd, fmt, lang, what, vision, vision_blocks):
     if fmt.startswith("lavis_blip2"):
-        vfmt = "lavis_clip" if _has(sd, "visual_encoder.transformer.") else "lavis_eva"
-        v = _infer_vision(vision_state_from_original(sd, vfmt), what)
+        v = _infer_blip2_vision(sd, vision, vision_blocks, what)
         t = _infer_text(sd, "Qformer.bert.", what, lang)
         qc = QFormerConfig(bert=t, num_query_tokens=sd["query_tokens"].shape[1])
         if "vision_proj.weight" in sd: qc = qc.replace(embed_dim=sd["vision_proj.weight"].shape[0])
@@ -380,11 +479,13 @@ def infer_config(sd:dict, # a LAVIS / BLIP state dict
         v = _infer_vision(vision_state_from_original(sd, "blip"), what)
         pre = "text_encoder." if _has(sd, "text_encoder.") else "text_decoder.bert."
         cfg = BlipConfig(vision=v, text=_infer_text(sd, pre, what, lang))
-        return cfg.replace(embed_dim=sd["vision_proj.weight"].shape[0]) if "vision_proj.weight" in sd else cfg
+        if "vision_proj.weight" in sd: cfg = cfg.replace(embed_dim=sd["vision_proj.weight"].shape[0])
+        if "image_queue" in sd: cfg = cfg.replace(queue_size=sd["image_queue"].shape[1])  # [embed_dim, queue]
+        return cfg
     raise CheckpointError(f"{what}: infer_config reads LAVIS / BLIP checkpoints, not {fmt!r}")
 
 # %% ../nbs/08_convert.ipynb #fe34430d
-_CLASSES = {c.__name__: c for c in (BlipCaption, BlipRetrieval, Blip2Qformer, Blip2LLM, QFormer)}
+_CLASSES = {c.__name__: c for c in (BlipCaption, BlipRetrieval, Blip2Qformer, Blip2LLM, Blip2T5, QFormer)}
 
 def save_checkpoint(model:nn.Module, # any of BlipCaption, BlipRetrieval, Blip2Qformer, Blip2LLM, QFormer
                     path, # the .safetensors file to write
@@ -413,28 +514,56 @@ def save_checkpoint(model:nn.Module, # any of BlipCaption, BlipRetrieval, Blip2Q
 # %% ../nbs/08_convert.ipynb #f18fb95a
 _MOMENTUM = r"^(visual_encoder_m|text_encoder_m|vision_proj_m|text_proj_m|queue)\."
 
-def _load_original(model, sd, fmt, what):
-    "Fill `model` from a LAVIS / BLIP state dict."
+def _encoder_state(model, sd:dict, fmt:str, vision:dict|None, what:str, vision_what:str) -> dict:
+    "Our image-encoder state dict for `model`: from the file's own `visual_encoder.*`, or from `vision` (the encoder's own file)."
+    n = len(model.visual_encoder.blocks)
+    if vision is not None:
+        if _has(sd, "visual_encoder."): raise CheckpointError(f"{what} holds its own image encoder; vision= is for files without one")
+        return vision_state_from_file(vision, encoder_file_format(vision, vision_what), n, sd, vision_what)
+    if fmt.startswith("lavis_blip2") and not _has(sd, "visual_encoder."): raise _encoder_needed(sd, what)
+    have = _n_blocks(sd, r"visual_encoder\.(?:transformer\.res)?blocks\.(\d+)\.")
+    if have > n: warnings.warn(f"{what}: its image encoder has {have} blocks; this model builds {n} (blocks {n}..{have - 1} unused, "
+                               "as LAVIS uses the penultimate layer); pass vision_blocks= to build another count")
+    return vision_state_from_original(sd, _vision_fmt(model), n_blocks=n)
+
+def _momentum_state(model, sd:dict, what:str) -> dict:
+    "A BLIP file's momentum encoders and ITC queue in our names ({} when it has none); the image-id queue only if it has one."
+    if not _has(sd, "visual_encoder_m.", "text_encoder_m."): return {}
+    online = {k.replace("_m.", ".", 1): v for k, v in sd.items() if re.match(r"^(visual_encoder|text_encoder|vision_proj|text_proj)_m\.", k)}
+    got = {"visual_encoder_m." + k: v for k, v in vision_state_from_original(online, "blip").items()}
+    km = {"text_encoder_m." + k: v for k, v in med_key_map(model.text_encoder_m, "text_encoder.").items()}
+    km.update({f"{n}_m.{p}": f"{n}.{p}" for n in ("vision_proj", "text_proj") for p in ("weight", "bias")})
+    got.update({ours: online[theirs] for ours, theirs in km.items() if theirs in online})
+    if "image_queue" in sd: got.update({"queue.image": sd["image_queue"].t(), "queue.text": sd["text_queue"].t()})  # [D, K] -> [K, D]
+    if "idx_queue" in sd: got["queue.ids"] = sd["idx_queue"].reshape(-1)
+    ptr = sd.get("ptr_queue", sd.get("queue_ptr"))  # retrieval files / the pretraining file
+    if ptr is not None: got["queue.ptr"] = ptr.reshape(())
+    ours = {k: v for k, v in model.state_dict().items() if re.match(_MOMENTUM, k) and (k in got or not k.startswith("queue."))}
+    return remap_state_dict(got, {k: k for k in ours}, ours, what=f"{what} (momentum encoders and ITC queue)")
+
+def _load_original(model, sd, fmt, what, vision=None, vision_what="vision file"):
+    "Fill `model` from a LAVIS / BLIP state dict (and the image encoder's own file when the first has none)."
     want = {"blip_retrieval": BlipRetrieval, "blip_caption": BlipCaption, "blip_pretrain": (BlipRetrieval, BlipCaption),
-            "lavis_blip2": Blip2Qformer, "lavis_blip2_ja": Blip2Qformer, "lavis_blip2_opt": Blip2LLM}[fmt]
+            "lavis_blip2": Blip2Qformer, "lavis_blip2_ja": Blip2Qformer, "lavis_blip2_opt": Blip2LLM, "lavis_blip2_t5": Blip2T5}[fmt]
     if type(model) not in (want if isinstance(want, tuple) else (want,)):
         raise CheckpointError(f"{what} is a {fmt} checkpoint; it cannot load into {type(model).__name__}")
     if isinstance(model, Blip2Qformer) and model.Qformer.lm_head is not None and not _has(sd, "Qformer.cls."):
         model.Qformer.lm_head = None  # a file without the ITG head (LAVIS fine-tunes that dropped it)
-    with_llm = isinstance(model, Blip2LLM) and _has(sd, "opt_model.")
+    with_llm = isinstance(model, Blip2LLM) and _has(sd, _llm_prefix(model))
     km = original_key_map(model, llm=with_llm)
     ours = {k: v for k, v in model.state_dict().items() if k in km}
     if not isinstance(model, Blip2LLM):  # everything but the image encoder (and a training model's momentum copies)
         ours.update({k: v for k, v in model.state_dict().items() if not re.match(_MOMENTUM, k) and not k.startswith("visual_encoder.")})
     ignore = [r"^visual_encoder\.", r"^ln_vision\."] + original_ignore(model)
-    if with_llm: ignore.remove(r"^opt_model\.")
+    if with_llm: ignore.remove("^" + re.escape(_llm_prefix(model)))
     rest = remap_state_dict(sd, km, ours, ignore=ignore, what=what)
-    vis = vision_state_from_original(sd, _vision_fmt(model), n_blocks=len(model.visual_encoder.blocks))
+    vis = _encoder_state(model, sd, fmt, vision, what, vision_what)
     try: load_vision_state(model.visual_encoder, vis)
-    except KeyError as e: raise CheckpointError(f"{what}: image encoder: {e.args[0]}") from None
-    model.load_state_dict(rest, strict=False)
-    if getattr(model, "has_momentum", False):
-        with torch.no_grad(): copy_params(model.momentum_pairs())  # momentum copies restart from the loaded weights
+    except KeyError as e: raise CheckpointError(f"{vision_what if vision is not None else what}: image encoder: {e.args[0]}") from None
+    mom = _momentum_state(model, sd, what) if getattr(model, "has_momentum", False) else {}
+    model.load_state_dict({**rest, **mom}, strict=False)
+    if getattr(model, "has_momentum", False) and not mom:
+        with torch.no_grad(): copy_params(model.momentum_pairs())  # no momentum copies in the file: they restart from the weights
     return model
 
 def _load_transformers_sd(model, sd, what, llm_tokenizer=None):
@@ -470,19 +599,21 @@ def _from_blip_nb(sd, meta, what, model=None, llm=None, llm_tokenizer=None, toke
     if name not in _CLASSES: raise CheckpointError(f"{what}: unknown blip_nb class {name!r}")
     for alias, kept in json.loads(meta.get("tied", "{}")).items(): sd[alias] = sd[kept]
     if model is None:
-        if name == "Blip2LLM":
+        if name in ("Blip2LLM", "Blip2T5"):
             if llm is None:
                 if not any(k.startswith("llm.") for k in sd):
                     raise CheckpointError(f"{what} was saved without its LLM: pass llm= (and llm_tokenizer=)")
-                from transformers import AutoConfig, AutoModelForCausalLM
+                from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
                 lc = json.loads(meta["llm_config"])
-                llm = AutoModelForCausalLM.from_config(AutoConfig.for_model(lc.pop("model_type"), **lc))
+                auto = AutoModelForSeq2SeqLM if name == "Blip2T5" else AutoModelForCausalLM
+                llm = auto.from_config(AutoConfig.for_model(lc.pop("model_type"), **lc))
+                if name == "Blip2T5" and "llm.lm_head.weight" not in json.loads(meta.get("tied", "{}")): untie_lm_head(llm)
             if llm_tokenizer is None:
                 from transformers import AutoTokenizer
                 try: llm_tokenizer = AutoTokenizer.from_pretrained(cfg.llm.name_or_path)
                 except Exception as e:
                     raise CheckpointError(f"{what}: pass llm_tokenizer= (cannot load {cfg.llm.name_or_path!r}: {str(e)[:120]})") from None
-            model = Blip2LLM(cfg, llm, llm_tokenizer)
+            model = _CLASSES[name](cfg, llm, llm_tokenizer)
         elif name == "QFormer": model = QFormer(cfg, lm_head=json.loads(meta.get("qformer_lm_head", "true")))
         else: model = _CLASSES[name](cfg, tokenizer)
         if name == "Blip2Qformer" and not json.loads(meta.get("qformer_lm_head", "true")): model.Qformer.lm_head = None
@@ -493,26 +624,66 @@ def _from_blip_nb(sd, meta, what, model=None, llm=None, llm_tokenizer=None, toke
     model.load_state_dict(remap_state_dict(sd, {k: k for k in ours}, ours, what=what), strict=False)
     return model
 
-def _build(cfg, fmt, tokenizer, llm, llm_tokenizer, task, what):
-    if fmt == "lavis_blip2_opt":
-        if llm is None or llm_tokenizer is None:
-            raise CheckpointError(f"{what} is a LAVIS BLIP-2 OPT (stage 2) checkpoint without the frozen LLM: "
-                                  "pass llm= and llm_tokenizer= (e.g. OPT from transformers), or model=")
+def _load_llm(llm, llm_tokenizer, what, seq2seq=False):
+    "A transformers LLM (and its tokenizer) from a local directory or hub id; errors name it."
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    try:
+        model = (AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM).from_pretrained(str(llm))
+        tok = llm_tokenizer or AutoTokenizer.from_pretrained(str(llm))
+    except Exception as e:
+        raise CheckpointError(f"{what}: cannot load the LLM from {str(llm)!r} ({type(e).__name__}: {str(e)[:160]}); "
+                              "pass llm= a transformers model or a local save_pretrained directory") from None
+    return model.eval(), tok
+
+def _build(cfg, fmt, tokenizer, llm, llm_tokenizer, task, what, momentum=False):
+    if fmt in ("lavis_blip2_opt", "lavis_blip2_t5"):
+        t5 = fmt == "lavis_blip2_t5"
+        if llm is None:
+            raise CheckpointError(f"{what} is a LAVIS BLIP-2 {'FlanT5' if t5 else 'OPT'} (stage 2) checkpoint without the frozen LLM: "
+                                  f"pass llm= (the {'T5' if t5 else 'OPT'} model from transformers, or its local directory, e.g. "
+                                  f"{'google/flan-t5-xl' if t5 else 'facebook/opt-2.7b'}) and llm_tokenizer=, or model=")
+        if isinstance(llm, (str, Path)): llm, llm_tokenizer = _load_llm(llm, llm_tokenizer, what, seq2seq=t5)
+        if llm_tokenizer is None: raise CheckpointError(f"{what}: pass llm_tokenizer= with llm= (or llm= a directory that holds both)")
         name = getattr(llm.config, "_name_or_path", "") or llm.config.model_type
-        return Blip2LLM(cfg.replace(llm=LLMConfig(name_or_path=name, precision="fp32")), llm, llm_tokenizer)
+        return (Blip2T5 if t5 else Blip2LLM)(cfg.replace(llm=LLMConfig(name_or_path=name, precision="fp32")), llm, llm_tokenizer)
     if fmt.startswith("lavis_blip2"): return Blip2Qformer(cfg, tokenizer)
     if fmt == "blip_caption" or (fmt == "blip_pretrain" and task == "caption"): return BlipCaption(cfg, tokenizer)
-    return BlipRetrieval(cfg, tokenizer)
+    return BlipRetrieval(cfg, tokenizer, momentum=momentum)
+
+def _text_tokenizer(cfg, tokenizer):
+    "`tokenizer` as given, or built from a path (vocab.txt or a tokenizer folder) in the model's language; and the config naming it."
+    if not isinstance(tokenizer, (str, Path)): return cfg, tokenizer
+    if isinstance(cfg, Blip2Config):
+        bert = cfg.qformer.bert.replace(tokenizer=str(tokenizer))
+        cfg = cfg.replace(qformer=cfg.qformer.replace(bert=bert))
+    else: bert = cfg.text.replace(tokenizer=str(tokenizer)); cfg = cfg.replace(text=bert)
+    return cfg, get_tokenizer(str(tokenizer), bert.lang)
+
+class _NoMetaFill(torch.overrides.TorchFunctionMode):
+    "Skip in-place fills of meta tensors (weight initialisation, loading): they hold no values, so there is nothing to fill."
+    FILLS = {"normal_", "uniform_", "trunc_normal_", "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "clamp_min_",
+             "clamp_max_", "zero_", "fill_", "copy_", "exponential_", "bernoulli_", "random_", "masked_fill_"}
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self.FILLS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta: return args[0]
+        return func(*args, **(kwargs or {}))
+
+def _read_vision(vision):
+    if vision is None or isinstance(vision, dict): return vision, "vision state dict"
+    return read_checkpoint(vision)[0], str(vision)
 
 def load_checkpoint(src, # a file / transformers directory path, or a state dict
                     model:nn.Module|None=None, # load into this model (it decides class and sizes)
                     *,
+                    vision=None, # LAVIS BLIP-2 files: the image encoder's own file or state dict (eva_vit_g.pth, clip_vit_L.pth, timm)
+                    vision_blocks:int|None=None, # LAVIS BLIP-2: image-encoder blocks to build; None = LAVIS's rule (EVA 39, CLIP-L 21)
                     config:Config|None=None, # LAVIS / BLIP files: build from this config instead of inferring one
                     task:str|None=None, # BLIP pretraining files: "retrieval" (default) or "caption"
+                    momentum:bool=False, # BLIP retrieval: build the momentum encoders and ITC queue, from the file when it has them
                     lang:str|None=None, # LAVIS / BLIP: Q-Former / text language; None = from the vocabulary size
-                    tokenizer=None, # our BERT tokenizer for the built model (None = built from its config when needed)
-                    llm:nn.Module|None=None, # stage 2: the causal LM
-                    llm_tokenizer=None, # stage 2: its tokenizer
+                    tokenizer=None, # our BERT tokenizer, or a path to its vocab.txt / folder (None = from the config when first used)
+                    llm=None, # stage 2: the LLM, a transformers model or a local directory
+                    llm_tokenizer=None, # stage 2: its tokenizer (None = from the `llm` directory)
+                    device=None, # build the model here ("meta": check every key and shape without allocating weights)
                    ) -> nn.Module:
     "Load any BLIP / BLIP-2 checkpoint (LAVIS, original BLIP, transformers, blip_nb) into a blip_nb model, checking every key."
     if isinstance(src, dict): sd, meta, what = dict(src), {}, "state dict"
@@ -521,26 +692,33 @@ def load_checkpoint(src, # a file / transformers directory path, or a state dict
         what = str(src)
     if task not in (None, "retrieval", "caption"): raise ValueError(f"task must be 'retrieval' or 'caption', not {task!r}")
     fmt = detect_format(sd, meta)
-    if fmt == "lavis_blip2_t5": raise CheckpointError(f"{what}: LAVIS BLIP-2 with T5 (t5_proj) is not supported: Blip2LLM wraps causal LMs")
-    if fmt == "blip_nb":
-        if not meta:
-            if model is None: raise CheckpointError(f"{what}: a blip_nb state dict without metadata: pass model=")
-            ours = model.state_dict()
-            model.load_state_dict(remap_state_dict(sd, {k: k for k in ours}, ours, what=what))
-            return model.eval()
-        return _from_blip_nb(sd, meta, what, model, llm, llm_tokenizer, tokenizer).eval()
-    if fmt == "transformers":
-        if "config" in meta and model is None:
-            return _from_transformers_dir(sd, meta, what, tokenizer, llm_tokenizer or (_dir_tokenizer(src) if not isinstance(src, dict) else None))
-        if model is None: raise CheckpointError(f"{what}: a transformers state dict holds no config: pass model= "
-                                                "(or load the save_pretrained directory)")
-        return _load_transformers_sd(model, sd, what, llm_tokenizer).eval()
-    if model is None:
-        cfg = config or infer_config(sd, fmt, lang, what)
-        model = _build(cfg, fmt, tokenizer, llm, llm_tokenizer, task, what)
-    elif fmt == "blip_pretrain" and task == "caption" and not isinstance(model, BlipCaption):
-        raise CheckpointError(f"{what}: task='caption' needs a BlipCaption, not a {type(model).__name__}")
-    return _load_original(model, sd, fmt, what).eval()
+    if vision is not None and not fmt.startswith("lavis_blip2"):
+        raise ValueError(f"vision= is for LAVIS BLIP-2 files without their image encoder; {what} is {fmt!r}")
+    vsd, vwhat = _read_vision(vision)
+    on_meta = str(device) == "meta"
+    with (torch.device(device) if device is not None else contextlib.nullcontext()), \
+         (_NoMetaFill() if on_meta else contextlib.nullcontext()), warnings.catch_warnings():
+        if on_meta: warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter.*")
+        if fmt == "blip_nb":
+            if not meta:
+                if model is None: raise CheckpointError(f"{what}: a blip_nb state dict without metadata: pass model=")
+                ours = model.state_dict()
+                model.load_state_dict(remap_state_dict(sd, {k: k for k in ours}, ours, what=what))
+                return model.eval()
+            return _from_blip_nb(sd, meta, what, model, llm, llm_tokenizer, tokenizer).eval()
+        if fmt == "transformers":
+            if "config" in meta and model is None:
+                return _from_transformers_dir(sd, meta, what, tokenizer, llm_tokenizer or (_dir_tokenizer(src) if not isinstance(src, dict) else None))
+            if model is None: raise CheckpointError(f"{what}: a transformers state dict holds no config: pass model= "
+                                                    "(or load the save_pretrained directory)")
+            return _load_transformers_sd(model, sd, what, llm_tokenizer).eval()
+        if model is None:
+            cfg = config or infer_config(sd, fmt, lang, what, vision=vsd, vision_blocks=vision_blocks)
+            cfg, tokenizer = _text_tokenizer(cfg, tokenizer)
+            model = _build(cfg, fmt, tokenizer, llm, llm_tokenizer, task, what, momentum)
+        elif fmt == "blip_pretrain" and task == "caption" and not isinstance(model, BlipCaption):
+            raise CheckpointError(f"{what}: task='caption' needs a BlipCaption, not a {type(model).__name__}")
+        return _load_original(model, sd, fmt, what, vsd, vwhat).eval()
 
 def _dir_tokenizer(path):
     "The tokenizer saved beside a transformers checkpoint, if any."

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['attend', 'Attention', 'MLP', 'TextEmbeddings', 'attention_mask', 'Layer', 'generate_tokens', 'cached_mask',
-           'reorder_cache', 'CheckpointError', 'remap_state_dict']
+__all__ = ['METHODS', 'attend', 'Attention', 'MLP', 'TextEmbeddings', 'attention_mask', 'Layer', 'length_limits',
+           'generate_tokens', 'cached_mask', 'reorder_cache', 'CheckpointError', 'remap_state_dict']
 
 # %% ../nbs/03_layers.ipynb #3beeb1ff
 def attend(q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, # (B, nh, T, hs), (B, nh, S, hs), (B, nh, S, hs)
@@ -176,27 +176,59 @@ class Layer(nn.Module):
         return torch.cat(out, 1) if len(out) > 1 else out[0]
 
 # %% ../nbs/03_layers.ipynb #4ea18fa9
-def _process(scores, seq, n_new, eos_id, min_length, repetition_penalty):
-    "Repetition penalty over every token so far (prompt included) and the minimum length, on scores [N, V]."
+METHODS = ("greedy", "beam", "sample", "nucleus", "topk")
+
+def length_limits(max_new_tokens:int|None=None, min_new_tokens:int|None=None, # count generated tokens
+                  max_length:int|None=None, min_length:int|None=None, # count the whole sequence, decoder prompt included
+                  default_max_new:int=30, default_min_new:int=0, # used when neither kind of a limit is given
+                 ) -> dict:
+    "The two length limits as keyword arguments, each of the one kind given (or the default, in new tokens); both kinds of one limit is an error."
+    out = {}
+    for n, new, total, default in (("max", max_new_tokens, max_length, default_max_new), ("min", min_new_tokens, min_length, default_min_new)):
+        if new is not None and total is not None:
+            raise ValueError(f"give {n}_new_tokens (generated tokens) or {n}_length (the whole sequence, decoder prompt "
+                             f"included, as transformers, LAVIS and BLIP count it), not both")
+        if total is not None: out[f"{n}_length"] = total
+        else: out[f"{n}_new_tokens"] = default if new is None else new
+    return out
+
+def _new_token_limits(P:int, max_new_tokens=None, min_new_tokens=None, max_length=None, min_length=None, default_max_new=30):
+    "(at most, at least) new tokens after a P-token decoder prompt."
+    lim = length_limits(max_new_tokens, min_new_tokens, max_length, min_length, default_max_new)
+    if "max_length" in lim:
+        mx = lim["max_length"] - P
+        if mx < 1: raise ValueError(f"max_length={lim['max_length']} counts the {P}-token decoder prompt too, which leaves "
+                                    f"no token to generate: pass max_length > {P}, or max_new_tokens")
+    else: mx = lim["max_new_tokens"]
+    if mx < 1: raise ValueError(f"max_new_tokens must be at least 1, not {mx}")
+    mn = max(lim["min_length"] - P, 0) if "min_length" in lim else lim["min_new_tokens"]
+    return mx, mn
+
+def _process(scores, seq, n_new, eos_id, min_new, repetition_penalty):
+    "Repetition penalty over every token so far (prompt included), then the minimum length, on scores [N, V]."
     scores = scores.float()
     if repetition_penalty != 1.0 and seq.shape[1]:
         prev = scores.gather(1, seq)
-        scores = scores.scatter(1, seq, torch.where(prev > 0, prev / repetition_penalty, prev * repetition_penalty))
-    if n_new < min_length: scores[:, eos_id] = float("-inf")
+        scores = scores.scatter(1, seq, torch.where(prev < 0, prev * repetition_penalty, prev / repetition_penalty))
+    if n_new < min_new: scores[:, eos_id] = float("-inf")
     return scores
+
+def _warp(logits, method, top_p, top_k, temperature):
+    "The sampling filter on scores [N, V], in transformers' order: temperature, top-k, top-p; dropped tokens get -inf."
+    if temperature != 1.0: logits = logits / temperature
+    if method in ("sample", "topk") and top_k:  # top_k=0: no top-k step
+        kth = logits.topk(min(top_k, logits.shape[1]), dim=1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if method in ("sample", "nucleus") and top_p < 1.0:  # drop the least likely tokens while their mass stays <= 1 - top_p
+        srt, idx = logits.sort(dim=1)  # ascending
+        tail = srt.softmax(1).cumsum(1) <= 1 - top_p
+        tail[:, -1] = False  # the most likely token always stays
+        logits = logits.masked_fill(tail.scatter(1, idx, tail), float("-inf"))
+    return logits
 
 def _sample(logits, method, top_p, top_k, temperature, generator):
     "Draw one token per row from the filtered distribution."
-    logits = logits / temperature
-    if method == "topk":
-        kth = logits.topk(min(top_k, logits.shape[1]), dim=1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    else:  # nucleus: keep the most likely tokens until their mass reaches top_p (at least one)
-        srt, idx = logits.sort(dim=1, descending=True)
-        p = srt.softmax(1)
-        drop = (p.cumsum(1) - p) >= top_p
-        logits = logits.scatter(1, idx, srt.masked_fill(drop, float("-inf")))
-    return torch.multinomial(logits.softmax(1), 1, generator=generator).squeeze(1)
+    return torch.multinomial(_warp(logits, method, top_p, top_k, temperature).softmax(1), 1, generator=generator).squeeze(1)
 
 @torch.no_grad()
 def generate_tokens(step, # (ids [N, T], start) -> next-token logits [N, V]
@@ -204,21 +236,25 @@ def generate_tokens(step, # (ids [N, T], start) -> next-token logits [N, V]
                     eos_id:int, # end token ([SEP] for BERT decoders)
                     pad_id:int=0, # fills finished rows
                     *,
-                    method:str="greedy", # "greedy", "beam", "nucleus" or "topk"
-                    num_beams:int=3, max_length:int=30, min_length:int=0, # lengths count new tokens
+                    method:str="greedy", # "greedy", "beam", "sample" (top-k then top-p), "nucleus" (top-p only) or "topk" (top-k only)
+                    num_beams:int=3,
+                    max_new_tokens:int|None=None, # generated tokens at most, the end token included (default 30)
+                    min_new_tokens:int|None=None, # the end token is forbidden until this many were generated (default 0)
+                    max_length:int|None=None, min_length:int|None=None, # the same limits counting the prompt's P tokens too, as transformers
                     top_p:float=0.9, top_k:int=50, temperature:float=1.0, repetition_penalty:float=1.0,
                     length_penalty:float=1.0,
                     reorder=None, # (index [N]) -> None: reorder the cache rows (needed for beam search)
                     generator:torch.Generator|None=None,
                    ) -> torch.Tensor: # [B, P + T] prompt + generated tokens, pad after the end token
     "Decode new tokens after `prompt` with the chosen search (beam search expects `prompt` repeated per beam)."
-    if method not in ("greedy", "beam", "nucleus", "topk"): raise ValueError(f"unknown decoding method {method!r}")
-    if method == "beam": return _beam_search(step, prompt, eos_id, pad_id, num_beams, max_length, min_length,
+    if method not in METHODS: raise ValueError(f"unknown decoding method {method!r}; choose one of {', '.join(METHODS)}")
+    mx, mn = _new_token_limits(prompt.shape[1], max_new_tokens, min_new_tokens, max_length, min_length)
+    if method == "beam": return _beam_search(step, prompt, eos_id, pad_id, num_beams, mx, mn,
                                              repetition_penalty, length_penalty, reorder)
     seq, start, new = prompt, 0, prompt
     done = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
-    for t in range(max_length):
-        logits = _process(step(new, start), seq, t, eos_id, min_length, repetition_penalty)
+    for t in range(mx):
+        logits = _process(step(new, start), seq, t, eos_id, mn, repetition_penalty)
         tok = logits.argmax(1) if method == "greedy" else _sample(logits, method, top_p, top_k, temperature, generator)
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         start, new = seq.shape[1], tok[:, None]
@@ -227,7 +263,7 @@ def generate_tokens(step, # (ids [N, T], start) -> next-token logits [N, V]
         if done.all(): break
     return seq
 
-def _beam_search(step, prompt, eos_id, pad_id, K, max_length, min_length, repetition_penalty, length_penalty, reorder):
+def _beam_search(step, prompt, eos_id, pad_id, K, max_new, min_new, repetition_penalty, length_penalty, reorder):
     "Beam search: 2K candidates a step; the top-K-ranked ones that end are scored / length**length_penalty."
     N, P = prompt.shape
     if N % K: raise ValueError(f"beam search needs the prompt repeated {K} times per item; got {N} rows")
@@ -236,12 +272,12 @@ def _beam_search(step, prompt, eos_id, pad_id, K, max_length, min_length, repeti
     seq, start, new = prompt, 0, prompt
     finished = [[] for _ in range(B)]  # up to K (score, tokens), best first
     open_ = [True] * B  # can a running beam still beat the finished ones?
-    for t in range(max_length):
-        logp = _process(step(new, start).float().log_softmax(1), seq, t, eos_id, min_length, repetition_penalty)
+    for t in range(max_new):
+        logp = _process(step(new, start).float().log_softmax(1), seq, t, eos_id, min_new, repetition_penalty)
         V = logp.shape[1]
         top, idx = (logp.view(B, K, V) + running[:, :, None]).view(B, K * V).topk(2 * K, dim=1)  # (B, 2K)
         beam, tok = idx // V, idx % V
-        ends = (tok == eos_id) | (t == max_length - 1)  # hitting the end token or the length limit
+        ends = (tok == eos_id) | (t == max_new - 1)  # hitting the end token or the length limit
         alive = top - ends.float() * 1e9
         nxt = alive.topk(K, dim=1).indices  # (B, K) the best K that go on
         for b in range(B):

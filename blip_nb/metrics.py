@@ -210,7 +210,7 @@ def evaluate_captions(model=None, # a captioning model, a checkpoint path, or No
                       refs:list|None=None, # the reference captions of each image
                       lang:str|None=None, # default: the dataset's, else the model's
                       metrics=METRICS, java:str|None=None, corenlp_dir=None,
-                      **generate_kw, # for `generate`: method, num_beams, max_length, batch_size, skip_errors, progress, ...
+                      **generate_kw, # for `generate`: method, num_beams, max_new_tokens, batch_size, skip_errors, progress, ...
                      ) -> CaptionEval:
     "Caption `images` with `generate` and score the captions against `refs` with `caption_metrics`."
     if hasattr(images, "items") and hasattr(images, "image_path"):  # a caption dataset

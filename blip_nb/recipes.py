@@ -375,7 +375,7 @@ def evaluate_default(model:Blip2Qformer, test, # an `EasyVQACaptions` test split
     out = recall_at_k(model.itc_scores(image_feats, text_feat), ev.img2txt, ev.txt2img)
     preds = []
     for i in range(0, len(embeds), batch_size):
-        preds += qformer_generate(model, embeds[i:i + batch_size], method=caption_method, max_length=12, min_length=1)
+        preds += qformer_generate(model, embeds[i:i + batch_size], method=caption_method, max_new_tokens=12, min_new_tokens=1)
     out.update(caption_scores(preds, [[c] for c in caps], lang))
     out["examples"] = [(keys[i], caps[i], preds[i]) for i in range(0, len(keys), max(1, len(keys) // 8))][:8]
     return out

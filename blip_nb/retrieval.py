@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .blip import BlipRetrieval
 from .blip2 import Blip2Qformer
-from .caption import _autocast, _precision, as_image_list, load_model, load_pixels, to_image
+from .caption import _autocast, _precision, as_image_list, load_model, load_pixels, normalized_pixels, to_image
 from .data import RetrievalEvalSet
 from .layers import attention_mask
 from .recipes import recall_at_k
@@ -245,13 +245,16 @@ class Retriever:
                      batch_size:int=32, progress:bool=False,
                      keep_embeds:bool=False, # keep the image tokens (needed for ITM re-ranking)
                      skip_errors:bool=False, # leave out unreadable images (listed in `.errors`) instead of raising
+                     normalized:bool=False, # `images` is a float tensor [N, 3, S, S] that already went through eval_transform
                     ) -> Gallery:
-        "Embed a gallery of images."
-        items = as_image_list(images)
+        "Embed a gallery of images (normalised pixels are refused as images: pass them with `normalized=True`)."
+        if normalized: pixels = normalized_pixels(images, self.model.cfg.vision.image_size)
+        items = list(range(len(pixels))) if normalized else as_image_list(images)
         if not items: raise ValueError("no images given: the gallery would be empty")
         feats, embeds, index, errors = [], [], [], {}
         for b0 in tqdm(range(0, len(items), batch_size), disable=not progress, desc="images"):
-            pix, ok, errs = load_pixels(items[b0:b0 + batch_size], self.transform, skip_errors, start=b0)
+            if normalized: pix, ok, errs = pixels[b0:b0 + batch_size], items[b0:b0 + batch_size], {}
+            else: pix, ok, errs = load_pixels(items[b0:b0 + batch_size], self.transform, skip_errors, start=b0)
             errors.update(errs)
             if pix is None: continue
             e = self.encode_image(pix)

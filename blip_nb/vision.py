@@ -275,7 +275,7 @@ def vision_state_from_transformers(state_dict:dict, # a BlipVisionModel / Blip2V
         used.add(k)
         if kind == "blip": out[f"blocks.{i}.attn.qkv.bias"] = src[k]; continue
         q, kb, v = src[k].chunk(3)  # (q | k | v) biases, each [D]
-        if kb.abs().max() > 0:
+        if not kb.is_meta and kb.abs().max() > 0:  # (meta tensors: shapes only, nothing to check)
             warnings.warn(f"{prefix}{k}: key bias (max |b_k| = {kb.abs().max():.3g}) dropped; it does not change attention")
         out[f"blocks.{i}.attn.q_bias"], out[f"blocks.{i}.attn.v_bias"] = q, v
     missing = [t for t, _ in transformers_key_table(n) if t not in src]
