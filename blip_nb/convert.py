@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .config import BlipConfig, Blip2Config, Config, LLMConfig, QFormerConfig, TextConfig, VisionConfig
-from .layers import CheckpointError, remap_state_dict
+from .layers import CheckpointError, NoMetaFill, remap_state_dict
 from .losses import copy_params
 from .tokenizer import get_tokenizer
 from .qformer import QFormer, qformer_key_map, qformer_config_from_transformers
@@ -659,14 +659,6 @@ def _text_tokenizer(cfg, tokenizer):
     else: bert = cfg.text.replace(tokenizer=str(tokenizer)); cfg = cfg.replace(text=bert)
     return cfg, get_tokenizer(str(tokenizer), bert.lang)
 
-class _NoMetaFill(torch.overrides.TorchFunctionMode):
-    "Skip in-place fills of meta tensors (weight initialisation, loading): they hold no values, so there is nothing to fill."
-    FILLS = {"normal_", "uniform_", "trunc_normal_", "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "clamp_min_",
-             "clamp_max_", "zero_", "fill_", "copy_", "exponential_", "bernoulli_", "random_", "masked_fill_"}
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in self.FILLS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta: return args[0]
-        return func(*args, **(kwargs or {}))
-
 def _read_vision(vision):
     if vision is None or isinstance(vision, dict): return vision, "vision state dict"
     return read_checkpoint(vision)[0], str(vision)
@@ -697,7 +689,7 @@ def load_checkpoint(src, # a file / transformers directory path, or a state dict
     vsd, vwhat = _read_vision(vision)
     on_meta = str(device) == "meta"
     with (torch.device(device) if device is not None else contextlib.nullcontext()), \
-         (_NoMetaFill() if on_meta else contextlib.nullcontext()), warnings.catch_warnings():
+         (NoMetaFill() if on_meta else contextlib.nullcontext()), warnings.catch_warnings():
         if on_meta: warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter.*")
         if fmt == "blip_nb":
             if not meta:

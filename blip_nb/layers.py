@@ -11,7 +11,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['METHODS', 'attend', 'Attention', 'MLP', 'TextEmbeddings', 'attention_mask', 'Layer', 'length_limits',
-           'generate_tokens', 'cached_mask', 'reorder_cache', 'CheckpointError', 'remap_state_dict']
+           'generate_tokens', 'cached_mask', 'reorder_cache', 'CheckpointError', 'remap_state_dict', 'NoMetaFill']
 
 # %% ../nbs/03_layers.ipynb #3beeb1ff
 def attend(q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, # (B, nh, T, hs), (B, nh, S, hs), (B, nh, S, hs)
@@ -350,3 +350,12 @@ def remap_state_dict(theirs:dict, # their state dict
     if strict and unexpected: problems.append(f"unexpected: {_short(unexpected)}")
     if problems: raise CheckpointError(f"{what} does not fit the model: " + "; ".join(problems))
     return out
+
+# %% ../nbs/03_layers.ipynb #46d69fe6
+class NoMetaFill(torch.overrides.TorchFunctionMode):
+    "A mode in which in-place fills of meta tensors (weight initialisation, loading) are skipped: they hold no values to fill."
+    FILLS = {"normal_", "uniform_", "trunc_normal_", "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "clamp_min_",
+             "clamp_max_", "zero_", "fill_", "copy_", "exponential_", "bernoulli_", "random_", "masked_fill_"}
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self.FILLS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta: return args[0]
+        return func(*args, **(kwargs or {}))

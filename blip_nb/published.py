@@ -5,9 +5,11 @@
 # %% ../nbs/08a_published.ipynb #1eb2dcd0
 from __future__ import annotations
 from dataclasses import dataclass, field, replace
+import contextlib
 from functools import lru_cache
 from pathlib import Path
 import torch
+from .layers import NoMetaFill  # a tool for meta tensors, not model code: the layouts use none of blip_nb's models
 
 F16, F32, I64 = torch.float16, torch.float32, torch.int64
 Layout = dict  # key -> (shape tuple, torch dtype)
@@ -220,7 +222,8 @@ class HubRepo:
     def model(self, tiny=False, device="meta"):
         "The transformers model, built on `device` (meta: no memory)."
         import transformers
-        with torch.device(device): return getattr(transformers, self.cls)(self.config(tiny))
+        with torch.device(device), (NoMetaFill() if str(device) == "meta" else contextlib.nullcontext()):  # nothing to initialise on meta
+            return getattr(transformers, self.cls)(self.config(tiny))
 
 _pos = lambda p: (p + "embeddings.position_ids",)
 HUB = {
