@@ -294,23 +294,20 @@ class Blip2LLM(nn.Module):
 
 # %% ../nbs/07_blip2.ipynb #8dc9ee94
 def blip2_llm_from_transformers(hf_model, llm_tokenizer) -> Blip2LLM:
-    "The blip_nb stage-2 model equal to a transformers `Blip2ForConditionalGeneration` (weights copied)."
-    from transformers import AutoModelForCausalLM
+    "The blip_nb stage-2 model equal to a transformers `Blip2ForConditionalGeneration`: weights copied, the frozen LLM shared."
     from blip_nb.config import LLMConfig
     from blip_nb.vision import vision_state_from_transformers
     hc = hf_model.config
     cfg = blip2_config_from_transformers(hc).replace(llm=LLMConfig(name_or_path=hc.text_config.model_type, precision="fp32"))
-    llm = AutoModelForCausalLM.from_config(hc.text_config)
-    model = Blip2LLM(cfg, llm, llm_tokenizer)
+    model = Blip2LLM(cfg, hf_model.language_model, llm_tokenizer)  # the LLM is most of the weights: one copy in memory, not two
     sd = hf_model.state_dict()
     model.visual_encoder.load_state_dict(vision_state_from_transformers(sd, "blip2", prefix="vision_model."))
     qmap = {k: v for k, v in qformer_key_map(model.Qformer, "transformers").items() if not k.startswith("embed.word")
             and not k.startswith("embed.pos") and ".mlp." not in k}
     key_map = {"Qformer." + k: v for k, v in qmap.items()}
     key_map.update({"llm_proj.weight": "language_projection.weight", "llm_proj.bias": "language_projection.bias"})
-    key_map.update({"llm." + k: "language_model." + k for k in llm.state_dict()})
     ours = {k: v for k, v in model.state_dict().items() if not k.startswith("visual_encoder.") and k in key_map}
-    rest = remap_state_dict(sd, key_map, ours, ignore=[r"^vision_model\."], what=type(hf_model).__name__)
+    rest = remap_state_dict(sd, key_map, ours, ignore=[r"^vision_model\.", r"^language_model\."], what=type(hf_model).__name__)
     model.load_state_dict(rest, strict=False)
     return model.eval()
 

@@ -14,8 +14,7 @@ from .blip2 import Blip2LLM, blip2_config_from_transformers
 from .qformer import qformer_key_map
 
 # %% auto #0
-__all__ = ['Blip2T5', 'untie_lm_head', 'tiny_t5', 'blip2_t5_key_map', 'check_tied', 'blip2_t5_from_transformers',
-           'lavis_t5_key_map']
+__all__ = ['Blip2T5', 'untie_lm_head', 'tiny_t5', 'blip2_t5_key_map', 'blip2_t5_from_transformers', 'lavis_t5_key_map']
 
 # %% ../nbs/07a_blip2_t5.ipynb #e20e5766
 class Blip2T5(Blip2LLM):
@@ -128,38 +127,20 @@ def blip2_t5_key_map(model:Blip2T5) -> dict:
     m.update({"llm." + k: "language_model." + k for k in model.llm.state_dict()})
     return m
 
-def check_tied(ours:dict, # our state dict (tied parameters share storage)
-               theirs:dict, # the source state dict
-               key_map:dict, # {our key: their key}
-               what:str="checkpoint", # name used in the error
-              ):
-    "Raise `CheckpointError` if keys that are one tensor in our model come from different tensors in theirs."
-    groups = {}
-    for k, v in ours.items(): groups.setdefault(v.data_ptr(), []).append(k)
-    for ks in groups.values():
-        src = [key_map[k] for k in ks if key_map.get(k) in theirs]
-        if any(not theirs[s].is_meta and not torch.equal(theirs[src[0]], theirs[s]) for s in src[1:]):  # meta: shapes only
-            raise CheckpointError(f"{what}: {ks} are one tensor in the model but {src} differ in the checkpoint "
-                                  "(untie them in the model first, e.g. `untie_lm_head`)")
-
 def blip2_t5_from_transformers(hf_model, llm_tokenizer) -> Blip2T5:
-    "The blip_nb `Blip2T5` equal to a transformers `Blip2ForConditionalGeneration` whose language model is a T5 (weights copied)."
-    from transformers import AutoModelForSeq2SeqLM
+    "The blip_nb `Blip2T5` equal to a transformers `Blip2ForConditionalGeneration` whose language model is a T5: weights copied, the T5 shared."
     from blip_nb.vision import vision_state_from_transformers
     hc = hf_model.config
     if hc.use_decoder_only_language_model or not getattr(hc.text_config, "is_encoder_decoder", False):
         raise TypeError(f"this {type(hf_model).__name__}'s language model is a decoder-only {hc.text_config.model_type}: "
                         "use blip2_llm_from_transformers (Blip2LLM)")
     cfg = blip2_config_from_transformers(hc).replace(llm=LLMConfig(name_or_path=hc.text_config.model_type, precision="fp32"))
-    llm = AutoModelForSeq2SeqLM.from_config(hc.text_config)
-    src = hf_model.language_model
-    if src.get_output_embeddings().weight is not src.get_input_embeddings().weight: untie_lm_head(llm)  # FlanT5
-    model = Blip2T5(cfg, llm, llm_tokenizer)
-    sd, key_map, what = hf_model.state_dict(), blip2_t5_key_map(model), type(hf_model).__name__
+    model = Blip2T5(cfg, hf_model.language_model, llm_tokenizer)  # the T5 itself (its tying as it is): one copy in memory
+    sd, what = hf_model.state_dict(), type(hf_model).__name__
+    key_map = {k: v for k, v in blip2_t5_key_map(model).items() if not k.startswith("llm.")}
     model.visual_encoder.load_state_dict(vision_state_from_transformers(sd, "blip2", prefix="vision_model."))
     ours = {k: v for k, v in model.state_dict().items() if k in key_map}
-    rest = remap_state_dict(sd, key_map, ours, ignore=[r"^vision_model\."], what=what)
-    check_tied(ours, sd, key_map, what)
+    rest = remap_state_dict(sd, key_map, ours, ignore=[r"^vision_model\.", r"^language_model\."], what=what)
     model.load_state_dict(rest, strict=False)
     return model.eval()
 
