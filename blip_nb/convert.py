@@ -15,8 +15,8 @@ from .layers import CheckpointError, NoMetaFill, remap_state_dict
 from .losses import copy_params
 from .tokenizer import get_tokenizer
 from .qformer import QFormer, qformer_key_map, qformer_config_from_transformers
-from .vision import (load_vision_state, vision_config_to_transformers, vision_state_from_original,
-                     vision_state_to_original, vision_state_to_transformers)
+from .vision import (_n_blocks, encoder_file_format, load_vision_state, vision_config_to_transformers,
+                     vision_state_from_file, vision_state_from_original, vision_state_to_original, vision_state_to_transformers)
 from .blip import (BlipCaption, BlipRetrieval, med_key_map, blip_caption_from_transformers,
                    blip_retrieval_from_transformers)
 from .blip2 import (Blip2LLM, Blip2Qformer, blip2_key_map, blip2_llm_from_transformers,
@@ -27,8 +27,7 @@ from .blip2_t5 import Blip2T5, blip2_t5_from_transformers, blip2_t5_key_map, lav
 __all__ = ['JA_MIN_VOCAB', 'LAVIS_BLIP2_URL', 'LAVIS_ENCODERS', 'med_config_to_transformers', 'qformer_config_to_transformers',
            'blip_config_to_transformers', 'blip2_config_to_transformers', 'qformer_from_transformers',
            'from_transformers', 'to_transformers', 'UnsafeCheckpointError', 'read_checkpoint', 'detect_format',
-           'original_key_map', 'original_ignore', 'to_original', 'encoder_file_format', 'vision_state_from_file',
-           'infer_config', 'save_checkpoint', 'load_checkpoint']
+           'original_key_map', 'original_ignore', 'to_original', 'infer_config', 'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/08_convert.ipynb #6f60f648
 def med_config_to_transformers(t:TextConfig, tokenizer=None, label_smoothing:float=0.0):
@@ -349,42 +348,6 @@ def _encoder_needed(sd:dict, what:str) -> CheckpointError:
             if e else f"pass vision= with the {w}-wide image encoder's own checkpoint")
     return CheckpointError(f"{what} holds no image encoder (LAVIS saves only the weights it trains; ln_vision is {w} wide): {need}, "
                            "e.g. load_checkpoint(path, vision=...); or pass model= / config=")
-
-def _n_blocks(keys, pattern:str) -> int: return len({m.group(1) for k in keys if (m := re.match(pattern, k))})
-
-def _visual_part(vsd:dict) -> dict:
-    "An open_clip / OpenAI CLIP model's image tower (`visual.*`), or the state dict itself."
-    if any(k.startswith("visual.") for k in vsd): return {k[len("visual."):]: v for k, v in vsd.items() if k.startswith("visual.")}
-    return dict(vsd)
-
-def encoder_file_format(vsd:dict, what:str="vision file") -> str:
-    "'lavis_eva' (EVA / timm EVA names), 'lavis_clip' (OpenAI / open_clip / LAVIS CLIP names) or 'timm_clip'."
-    keys = _visual_part(vsd)
-    if "conv1.weight" in keys: return "lavis_clip"
-    if "patch_embed.proj.weight" in keys: return "timm_clip" if "norm_pre.weight" in keys else "lavis_eva"
-    raise CheckpointError(f"{what}: not an EVA or CLIP image encoder (no patch_embed.proj.weight or conv1.weight); "
-                          f"first keys: {list(vsd)[:5]}")
-
-_ENCODER_HEADS = r"^(norm|fc_norm|head|ln_post)\.|^(proj|head)$"  # final norms and heads: BLIP-2's ln_vision takes their place
-
-def vision_state_from_file(vsd:dict, # the image encoder's own state dict (eva_vit_g.pth, clip_vit_L.pth, timm, open_clip)
-                           fmt:str, # from `encoder_file_format`
-                           n_blocks:int|None, # blocks to keep (0..n-1); None = all
-                           sd:dict, # the BLIP-2 file: its `ln_vision.*` becomes the encoder's final norm
-                           what:str="vision file", # named in errors
-                          ) -> dict:
-    "Our encoder state dict from an image encoder's own file: its first `n_blocks` blocks, with BLIP-2's `ln_vision` as the final norm."
-    vsd = _visual_part(vsd)
-    pattern = r"transformer\.resblocks\.(\d+)\." if fmt == "lavis_clip" else r"blocks\.(\d+)\."
-    have = _n_blocks(vsd, pattern)
-    if n_blocks is not None and have < n_blocks:
-        raise CheckpointError(f"{what} holds {have} image-encoder blocks; this model builds {n_blocks}")
-    keep = {k: v for k, v in vsd.items() if not re.match(_ENCODER_HEADS, k)
-            and not ((m := re.match(pattern, k)) and n_blocks is not None and int(m.group(1)) >= n_blocks)}
-    ln = {k: v for k, v in sd.items() if k.startswith("ln_vision.")}
-    if fmt == "timm_clip": return {**keep, **{"norm." + k[len("ln_vision."):]: v for k, v in ln.items()}}  # timm's names are ours
-    try: return vision_state_from_original({**{"visual_encoder." + k: v for k, v in keep.items()}, **ln}, fmt)
-    except KeyError as e: raise CheckpointError(f"{what}: {e.args[0]}") from None
 
 # %% ../nbs/08_convert.ipynb #386c7065
 _VISION_PRESETS = (VisionConfig.eva_vit_g, VisionConfig.clip_vit_l, VisionConfig.vit_base, VisionConfig.vit_large,

@@ -9,9 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import CheckpointError  # defined low, so the image encoders (02) raise it too
+
 # %% auto #0
 __all__ = ['METHODS', 'attend', 'Attention', 'MLP', 'TextEmbeddings', 'attention_mask', 'Layer', 'length_limits',
-           'generate_tokens', 'cached_mask', 'reorder_cache', 'CheckpointError', 'remap_state_dict', 'NoMetaFill']
+           'generate_tokens', 'cached_mask', 'reorder_cache', 'remap_state_dict', 'NoMetaFill']
 
 # %% ../nbs/03_layers.ipynb #3beeb1ff
 def attend(q:torch.Tensor, k:torch.Tensor, v:torch.Tensor, # (B, nh, T, hs), (B, nh, S, hs), (B, nh, S, hs)
@@ -321,9 +323,6 @@ def reorder_cache(cache:list, # one KV-cache dict per layer, as the layers fill 
             for k in sub: sub[k] = sub[k].index_select(0, index)
 
 # %% ../nbs/03_layers.ipynb #2500a77e
-class CheckpointError(ValueError):
-    "A checkpoint does not fit a model: names the missing, unexpected and mis-shaped keys."
-
 def _short(keys, n=8): return f"{sorted(keys)[:n]}{' ...' if len(keys) > n else ''} ({len(keys)})"
 
 def remap_state_dict(theirs:dict, # their state dict

@@ -17,14 +17,14 @@ from timm.models.vision_transformer import VisionTransformer
 from PIL import Image
 from torchvision import transforms as T
 
-from .config import VisionConfig, resolve_path
+from .config import CheckpointError, VisionConfig, resolve_path
 
 # %% auto #0
 __all__ = ['check_pixels', 'freeze', 'set_precision', 'ViTEncoder', 'EvaEncoder', 'load_state_file', 'build_vision_encoder',
            'check_state_keys', 'load_vision_state', 'vision_config_from_transformers', 'vision_config_to_transformers',
            'transformers_key_table', 'vision_state_from_transformers', 'vision_state_to_transformers',
-           'vision_state_from_original', 'vision_state_to_original', 'efficientnet_state_from_package',
-           'EfficientNetEncoder', 'to_rgb', 'train_transform', 'eval_transform']
+           'vision_state_from_original', 'vision_state_to_original', 'encoder_file_format', 'vision_state_from_file',
+           'efficientnet_state_from_package', 'EfficientNetEncoder', 'to_rgb', 'train_transform', 'eval_transform']
 
 # %% ../nbs/02_vision.ipynb #8c3b3aaa
 def check_pixels(pixel_values, image_size:int):
@@ -152,13 +152,24 @@ def load_state_file(path) -> dict:
     if not isinstance(sd, dict): raise ValueError(f"{path} does not hold a state dict (got {type(sd).__name__})")
     return sd
 
+def _weights_state(model, cfg:VisionConfig) -> dict:
+    "The state dict `cfg.weights` gives `model`: our own names, or an encoder's own file (EVA / CLIP / timm / open_clip names)."
+    sd = load_state_file(cfg.weights)
+    if "norm.weight" in sd and not any(k.startswith(("visual.", "head.")) for k in sd): return sd  # our names, final norm included
+    try: fmt = encoder_file_format(sd, str(cfg.weights))
+    except CheckpointError: return sd  # not an encoder file: load_vision_state names what does not fit
+    own = vision_state_from_file(sd, fmt, _blocks(cfg), None, str(cfg.weights))
+    return {**own, **{k: v for k, v in model.state_dict().items() if k.startswith("norm.")}}  # no ln_vision here: a fresh final norm
+
 def build_vision_encoder(cfg:VisionConfig, # architecture, sizes, precision, freezing, weights
                         ) -> nn.Module:
     "The image encoder `cfg` describes; `forward(pixel_values)` returns tokens [B, cfg.num_tokens, cfg.width]."
     fam = _family(cfg)
     if fam == "efficientnet": return EfficientNetEncoder(cfg)
     model = (EvaEncoder if fam == "eva" else ViTEncoder)(cfg.replace(weights=None, precision="fp32", frozen=False))
-    if cfg.weights is not None: load_vision_state(model, load_state_file(cfg.weights))
+    if cfg.weights is not None:
+        try: load_vision_state(model, _weights_state(model, cfg))
+        except KeyError as e: raise CheckpointError(f"{cfg.weights}: {e.args[0]}") from None
     model._setup(cfg)
     return model
 
@@ -324,6 +335,7 @@ def _clip_rename(k:str) -> str:
 def vision_state_from_original(state_dict:dict, # a BLIP or LAVIS checkpoint (or its "model" entry)
                                fmt:str="blip", # "blip" (BLIP, LAVIS BLIP), "lavis_eva" or "lavis_clip" (LAVIS BLIP-2)
                                n_blocks:int|None=None, # keep blocks 0..n_blocks-1 (EVA checkpoints hold 40, BLIP-2 uses 39)
+                               final_norm:bool=True, # LAVIS BLIP-2: require ln_vision (the encoder's final norm)
                               ) -> dict:
     "Our encoder state dict from the `visual_encoder.*` (and `ln_vision.*`) keys of a BLIP / LAVIS checkpoint."
     if fmt not in _FORMATS: raise ValueError(f"fmt must be one of {_FORMATS}, got {fmt!r}")
@@ -341,7 +353,7 @@ def vision_state_from_original(state_dict:dict, # a BLIP or LAVIS checkpoint (or
         if n_blocks is not None and m and int(m.group(1)) >= n_blocks: continue
         out[k] = v
     if not out: raise KeyError(f"no visual_encoder.* keys in this checkpoint; first keys: {list(state_dict)[:5]}")
-    if fmt != "blip" and "norm.weight" not in out: raise KeyError("LAVIS BLIP-2 checkpoint without ln_vision.weight")
+    if fmt != "blip" and final_norm and "norm.weight" not in out: raise KeyError("LAVIS BLIP-2 checkpoint without ln_vision.weight")
     return out
 
 def vision_state_to_original(state_dict:dict, fmt:str="blip") -> dict:
@@ -365,6 +377,43 @@ def vision_state_to_original(state_dict:dict, fmt:str="blip") -> dict:
                 k = f"transformer.resblocks.{m.group(1)}.{theirs}{m.group(2)[len(o):]}"
         out["visual_encoder." + k] = v
     return out
+
+# %% ../nbs/02_vision.ipynb #0bd1f9ab
+def _n_blocks(keys, pattern:str) -> int: return len({m.group(1) for k in keys if (m := re.match(pattern, k))})
+
+def _visual_part(vsd:dict) -> dict:
+    "An open_clip / OpenAI CLIP model's image tower (`visual.*`), or the state dict itself."
+    if any(k.startswith("visual.") for k in vsd): return {k[len("visual."):]: v for k, v in vsd.items() if k.startswith("visual.")}
+    return dict(vsd)
+
+def encoder_file_format(vsd:dict, what:str="vision file") -> str:
+    "'lavis_eva' (EVA / timm EVA names), 'lavis_clip' (OpenAI / open_clip / LAVIS CLIP names) or 'timm_clip'."
+    keys = _visual_part(vsd)
+    if "conv1.weight" in keys: return "lavis_clip"
+    if "patch_embed.proj.weight" in keys: return "timm_clip" if "norm_pre.weight" in keys else "lavis_eva"
+    raise CheckpointError(f"{what}: not an EVA or CLIP image encoder (no patch_embed.proj.weight or conv1.weight); "
+                          f"first keys: {list(vsd)[:5]}")
+
+_ENCODER_HEADS = r"^(norm|fc_norm|head|ln_post)\.|^(proj|head)$"  # final norms and heads: BLIP-2's ln_vision takes their place
+
+def vision_state_from_file(vsd:dict, # the image encoder's own state dict (eva_vit_g.pth, clip_vit_L.pth, timm, open_clip)
+                           fmt:str, # from `encoder_file_format`
+                           n_blocks:int|None, # blocks to keep (0..n-1); None = all
+                           sd:dict|None=None, # a BLIP-2 file: its `ln_vision.*` becomes the encoder's final norm (None: no final norm)
+                           what:str="vision file", # named in errors
+                          ) -> dict:
+    "Our encoder state dict from an image encoder's own file: its first `n_blocks` blocks, with BLIP-2's `ln_vision` as the final norm."
+    vsd = _visual_part(vsd)
+    pattern = r"transformer\.resblocks\.(\d+)\." if fmt == "lavis_clip" else r"blocks\.(\d+)\."
+    have = _n_blocks(vsd, pattern)
+    if n_blocks is not None and have < n_blocks:
+        raise CheckpointError(f"{what} holds {have} image-encoder blocks; this model builds {n_blocks}")
+    keep = {k: v for k, v in vsd.items() if not re.match(_ENCODER_HEADS, k)
+            and not ((m := re.match(pattern, k)) and n_blocks is not None and int(m.group(1)) >= n_blocks)}
+    ln = {k: v for k, v in (sd or {}).items() if k.startswith("ln_vision.")}
+    if fmt == "timm_clip": return {**keep, **{"norm." + k[len("ln_vision."):]: v for k, v in ln.items()}}  # timm's names are ours
+    try: return vision_state_from_original({**{"visual_encoder." + k: v for k, v in keep.items()}, **ln}, fmt, final_norm=bool(ln))
+    except KeyError as e: raise CheckpointError(f"{what}: {e.args[0]}") from None
 
 # %% ../nbs/02_vision.ipynb #35fcadde
 def efficientnet_state_from_package(state_dict:dict, # the package's state dict (296 entries)
