@@ -378,7 +378,7 @@ def vision_state_to_original(state_dict:dict, fmt:str="blip") -> dict:
         out["visual_encoder." + k] = v
     return out
 
-# %% ../nbs/02_vision.ipynb #0bd1f9ab
+# %% ../nbs/02_vision.ipynb #8a857ab2
 def _n_blocks(keys, pattern:str) -> int: return len({m.group(1) for k in keys if (m := re.match(pattern, k))})
 
 def _visual_part(vsd:dict) -> dict:
