@@ -16,7 +16,8 @@ import torch.nn.functional as F
 __all__ = ['Gather', 'clamp_temp', 'pair_similarity', 'positive_mask', 'ItcOutput', 'soft_cross_entropy', 'itc_loss',
            'sample_hard_negatives', 'itm_targets', 'itm_loss', 'lm_labels', 'lm_loss', 'lm_loss_from_hidden',
            'copy_params', 'momentum_update', 'FeatureQueue', 'itc_distill_targets', 'itc_momentum_loss', 'kd_kl_loss',
-           'feature_cosine_loss', 'attention_kl_loss', 'gloo_worker', 'ddp_itc_check']
+           'feature_cosine_loss', 'attention_kl_loss', 'map_heads', 'layer_map', 'hidden_state_loss', 'gloo_worker',
+           'ddp_itc_check']
 
 # %% ../nbs/05_losses.ipynb #9e542ade
 class _AllGatherGrad(torch.autograd.Function):
@@ -371,14 +372,22 @@ def itc_momentum_loss(image_feat:torch.Tensor, # [B, D] online image features, L
 # %% ../nbs/05_losses.ipynb #f38bdd8b
 def kd_kl_loss(student_logits:torch.Tensor, # [..., C]
                teacher_logits:torch.Tensor, # [..., C]
-               temperature:float=1.0):
-    "T^2 * KL(softmax(teacher/T) || softmax(student/T)), averaged over all leading positions."
+               temperature:float=1.0,
+               mask:torch.Tensor|None=None, # [...] True where a position counts (LM: caption tokens; not padding or prompt)
+              ):
+    "T^2 * KL(softmax(teacher/T) || softmax(student/T)), averaged over the leading positions `mask` keeps (all if None)."
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student {tuple(student_logits.shape)} and teacher {tuple(teacher_logits.shape)} logits differ")
     C = student_logits.shape[-1]
-    log_s = F.log_softmax(student_logits.reshape(-1, C) / temperature, dim=-1)  # [rows, C]
-    log_t = F.log_softmax(teacher_logits.reshape(-1, C) / temperature, dim=-1)
-    return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * temperature ** 2
+    log_s = F.log_softmax(student_logits.reshape(-1, C).float() / temperature, dim=-1)  # [rows, C]
+    log_t = F.log_softmax(teacher_logits.reshape(-1, C).float() / temperature, dim=-1)
+    kl = (log_t.exp() * (log_t - log_s)).sum(-1)  # [rows]
+    if mask is not None:
+        if tuple(mask.shape) != tuple(student_logits.shape[:-1]):
+            raise ValueError(f"mask {tuple(mask.shape)} must have the logits' leading shape {tuple(student_logits.shape[:-1])}")
+        keep = mask.reshape(-1).bool()
+        kl = kl[keep] if keep.any() else kl[:0]
+    return (kl.sum() / max(kl.numel(), 1)) * temperature ** 2
 
 def feature_cosine_loss(student:torch.Tensor, # [..., D]
                         teacher:torch.Tensor, # [..., D]
@@ -400,6 +409,41 @@ def attention_kl_loss(student_attn:torch.Tensor, # [B, H, Lq, Lk] attention prob
     s = torch.where(valid[..., None], student_attn, 1.0)
     kl = (torch.xlogy(t, t) - t * torch.log(s.clamp_min(eps))).sum(-1)  # [B, H, Lq]
     return kl[valid].sum() / valid.sum().clamp_min(1)
+
+# %% ../nbs/05_losses.ipynb #b077d1c3
+def map_heads(attn:torch.Tensor, # [B, Ht, Lq, Lk] the teacher's attention probabilities
+              heads:int, # the student's head count
+             ) -> torch.Tensor: # [B, heads, Lq, Lk]
+    "The teacher's attention maps as `heads` maps: group means, repeats, or (counts that do not divide) the mean of all."
+    B, Ht, Lq, Lk = attn.shape
+    if heads < 1: raise ValueError(f"heads must be at least 1, not {heads}")
+    if Ht == heads: return attn
+    if Ht % heads == 0: return attn.reshape(B, heads, Ht // heads, Lq, Lk).mean(2)
+    if heads % Ht == 0: return attn.repeat_interleave(heads // Ht, dim=1)
+    return attn.mean(1, keepdim=True).expand(B, heads, Lq, Lk)
+
+def layer_map(teacher_layers:int, student_layers:int, how:str="last") -> list[tuple[int, int]]:
+    "(student layer, teacher layer) pairs to distil: 'last' (last to last) or 'uniform' (student i <- teacher (i+1)*Lt/Ls - 1)."
+    if teacher_layers < 1 or student_layers < 1: raise ValueError(f"layer counts must be positive: {teacher_layers}, {student_layers}")
+    if how == "last": return [(student_layers - 1, teacher_layers - 1)]
+    if how == "uniform": return [(i, round((i + 1) * teacher_layers / student_layers) - 1) for i in range(student_layers)]
+    raise ValueError(f"how must be 'last' or 'uniform', not {how!r}")
+
+def hidden_state_loss(student:list, # per-layer student hidden states [B, L, Ds]
+                      teacher:list, # per-layer teacher hidden states [B, L, Dt]
+                      pairs:list, # from `layer_map`
+                      proj:nn.Module|None=None, # Ds -> Dt when the widths differ
+                      mask:torch.Tensor|None=None, # [B, L] True where a position counts
+                     ) -> torch.Tensor:
+    "Mean over `pairs` of the mean squared error between paired hidden states, over the positions `mask` keeps."
+    losses = []
+    for i, j in pairs:
+        s, t = student[i], teacher[j]
+        if proj is not None: s = proj(s)
+        if s.shape != t.shape: raise ValueError(f"student layer {i} {tuple(s.shape)} and teacher layer {j} {tuple(t.shape)} differ (pass proj=)")
+        err = (s.float() - t.float()).pow(2).mean(-1)  # [B, L]
+        losses.append(err[mask.bool()].mean() if mask is not None else err.mean())
+    return torch.stack(losses).mean()
 
 # %% ../nbs/05_losses.ipynb #b7991fd1
 def _ddp_inputs(world_size:int=2, batch:int=3, queries:int=4, width:int=8, dim:int=6, seed:int=0):
