@@ -314,6 +314,9 @@ def _cmd_eval(a):
 def _model_options(p, batch_size:int, what:str="checkpoint", json_out:bool=True):
     "The options caption / retrieve / classify / eval share: --model, --lang, --batch-size, (--json), --quiet."
     p.add_argument("--model", help=f"{what}; default: the trained embedded default")
+    p.add_argument("--vision", help="LAVIS BLIP-2 files (no image encoder inside): the encoder's own file, e.g. eva_vit_g.pth")
+    p.add_argument("--llm", help="stage-2 files: the LLM's local folder (e.g. a downloaded facebook/opt-2.7b or google/flan-t5-xl)")
+    p.add_argument("--tokenizer", help="the text tokenizer's vocab.txt or folder (BLIP2-Japanese: cl-tohoku's folder)")
     p.add_argument("--lang", choices=["en", "ja"], default="en", help="language (and which embedded default without --model)")
     p.add_argument("--batch-size", type=int, default=batch_size)
     if json_out: p.add_argument("--json", action="store_true", help="JSON lines")
@@ -428,7 +431,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     "The `blip_nb` command: returns the exit code (0 ok, 1 bad input, 2 bad usage)."
     a = _parser().parse_args(argv)
-    try: return a.func(a)
+    try:
+        _load_given_model(a)
+        return a.func(a)
     except Exception as e:
         if _is(e, "blip_nb.recipes", "TrainingInterrupted"):  # a signal stopped training: nothing was installed, the next run resumes
             print(f"blip_nb {a.command}: {e}", file=sys.stderr)
@@ -437,6 +442,14 @@ def main(argv=None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"blip_nb {a.command}: error: {msg}", file=sys.stderr)
         return 1
+
+def _load_given_model(a):
+    "With --vision / --llm / --tokenizer, `--model` is loaded here with them (the commands take the loaded model)."
+    extra = {k: getattr(a, k, None) for k in ("vision", "llm", "tokenizer")}
+    if not any(extra.values()): return
+    if not getattr(a, "model", None): raise ValueError("--vision, --llm and --tokenizer go with --model (the checkpoint they complete)")
+    from blip_nb.convert import load_checkpoint
+    a.model = load_checkpoint(a.model, **{k: v for k, v in extra.items() if v})
 
 def _is(e:Exception, module:str, name:str) -> bool:
     "Is `e` a `module.name`? (Only if that module was imported: commands import what they need, so `blip_nb config` starts fast.)"
