@@ -6,7 +6,7 @@
 from __future__ import annotations
 import contextlib, os, warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 import numpy as np
 import torch
 from PIL import Image
@@ -23,7 +23,7 @@ from .vision import eval_transform
 
 # %% auto #0
 __all__ = ['MODELS_ENV', 'model_dirs', 'default_checkpoint', 'load_model', 'model_lang', 'to_image', 'as_image_list',
-           'normalized_pixels', 'load_pixels', 'caption_batch', 'generate']
+           'normalized_pixels', 'load_pixels', 'pixel_batches', 'caption_batch', 'generate']
 
 # %% ../nbs/11_caption.ipynb #c80caeee
 MODELS_ENV = "BLIP_NB_MODELS"  # environment variable naming the directory that holds the trained default
@@ -140,6 +140,19 @@ def load_pixels(images:list, # image inputs (see `to_image`)
         ok.append(i)
     return (torch.stack(pix) if pix else None), ok, errors
 
+def pixel_batches(images, # image inputs (see `to_image`), or with `normalized` a pixel tensor from eval_transform
+                  transform:Callable, # PIL -> tensor [3, S, S]: the model's `eval_transform`
+                  image_size:int, # the model's image side (checks normalised pixels)
+                  batch_size:int, skip_errors:bool=False,
+                  normalized:bool=False, # `images` already went through eval_transform: sliced as they are
+                 ) -> tuple[int, Iterator]:
+    "(number of images, batches of `load_pixels`' (pixels, positions, {position: error})): the one loop `generate` and `Retriever` share."
+    if normalized:
+        px = normalized_pixels(images, image_size)
+        return len(px), ((px[b:b + batch_size], list(range(b, min(b + batch_size, len(px)))), {}) for b in range(0, len(px), batch_size))
+    items = as_image_list(images)
+    return len(items), (load_pixels(items[b:b + batch_size], transform, skip_errors, start=b) for b in range(0, len(items), batch_size))
+
 # %% ../nbs/11_caption.ipynb #eb42335a
 _TORCH_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
@@ -209,19 +222,15 @@ def generate(images, # a path, PIL image, array, tensor, or a list of them (with
     dev = next(m.parameters()).device
     precision = _precision(dtype, dev, "generate")
     lim = length_limits(max_new_tokens, min_new_tokens, max_length, min_length, 30, 5)  # refuses both kinds of one limit before any work
-    if normalized: pixels = normalized_pixels(images, m.cfg.vision.image_size)
-    items = list(range(len(pixels))) if normalized else as_image_list(images)
-    tf = eval_transform(m.cfg.vision)
+    n, batches = pixel_batches(images, eval_transform(m.cfg.vision), m.cfg.vision.image_size, batch_size, skip_errors, normalized)
     gen = torch.Generator(dev).manual_seed(seed) if seed is not None else None
     rng = contextlib.nullcontext()
     if seed is not None and isinstance(m, Blip2LLM):
         rng = torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [])
-    out: list = [None] * len(items)
+    out: list = [None] * n
     with rng:
         if seed is not None and isinstance(m, Blip2LLM): torch.manual_seed(seed)
-        for b0 in tqdm(range(0, len(items), batch_size), disable=not progress, desc="captions"):
-            if normalized: pix, ok, errors = pixels[b0:b0 + batch_size], items[b0:b0 + batch_size], {}
-            else: pix, ok, errors = load_pixels(items[b0:b0 + batch_size], tf, skip_errors, start=b0)
+        for pix, ok, errors in tqdm(batches, total=-(-n // batch_size), disable=not progress, desc="captions"):
             for i, e in errors.items(): warnings.warn(f"skipped images[{i}]: {e}")
             if pix is None: continue
             with _autocast(precision, dev):

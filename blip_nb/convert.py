@@ -15,7 +15,7 @@ from .layers import CheckpointError, NoMetaFill, remap_state_dict
 from .losses import copy_params
 from .tokenizer import get_tokenizer
 from .qformer import QFormer, qformer_key_map, qformer_config_from_transformers
-from .vision import (_n_blocks, encoder_file_format, load_vision_state, vision_config_to_transformers,
+from .vision import (_block_count, encoder_file_format, load_vision_state, vision_config_to_transformers,
                      vision_state_from_file, vision_state_from_original, vision_state_to_original, vision_state_to_transformers)
 from .blip import (BlipCaption, BlipRetrieval, med_key_map, blip_caption_from_transformers,
                    blip_retrieval_from_transformers)
@@ -362,7 +362,7 @@ def _infer_vision(vs:dict, what:str, whole:bool=False, # `vs` is a whole encoder
     "VisionConfig for an image-encoder state dict in our names (from `vision_state_from_original`)."
     w = vs["patch_embed.proj.weight"]
     width, patch = w.shape[0], w.shape[-1]
-    n = _n_blocks(vs, r"blocks\.(\d+)\.")
+    n = _block_count(vs, r"blocks\.(\d+)\.")  # (a gap in the indices: KeyError, which infer_config names)
     mlp = vs["blocks.0.mlp.fc1.weight"].shape[0]
     grid = math.isqrt(vs["pos_embed"].shape[1] - 1)
     fam = "clip" if "norm_pre.weight" in vs else ("eva" if "blocks.0.attn.q_bias" in vs else "vit")
@@ -407,8 +407,8 @@ def _infer_blip2_vision(sd:dict, vision:dict|None, vision_blocks:int|None, what:
     if width in LAVIS_ENCODERS:
         v = LAVIS_ENCODERS[width].preset()
         if own:  # a file that kept its encoder (fine-tuned with the encoder unfrozen) says its image size
-            vs = vision_state_from_original(sd, "lavis_clip" if v.pre_norm else "lavis_eva")
-            v = v.replace(image_size=math.isqrt(vs["pos_embed"].shape[1] - 1) * v.patch_size)
+            pos = sd["visual_encoder.positional_embedding" if v.pre_norm else "visual_encoder.pos_embed"]  # CLIP [N, D], EVA [1, N, D]
+            v = v.replace(image_size=math.isqrt(pos.shape[-2] - 1) * v.patch_size)
     elif own: v = _infer_vision(vision_state_from_original(sd, "lavis_clip" if _has(sd, "visual_encoder.transformer.") else "lavis_eva"), what)
     else:
         fmt = encoder_file_format(vision)
@@ -484,7 +484,8 @@ def _encoder_state(model, sd:dict, fmt:str, vision:dict|None, what:str, vision_w
         if _has(sd, "visual_encoder."): raise CheckpointError(f"{what} holds its own image encoder; vision= is for files without one")
         return vision_state_from_file(vision, encoder_file_format(vision, vision_what), n, sd, vision_what)
     if fmt.startswith("lavis_blip2") and not _has(sd, "visual_encoder."): raise _encoder_needed(sd, what)
-    have = _n_blocks(sd, r"visual_encoder\.(?:transformer\.res)?blocks\.(\d+)\.")
+    try: have = _block_count(sd, r"visual_encoder\.(?:transformer\.res)?blocks\.(\d+)\.")
+    except KeyError as e: raise CheckpointError(f"{what}: image encoder: {e.args[0]}") from None
     if have > n: warnings.warn(f"{what}: its image encoder has {have} blocks; this model builds {n} (blocks {n}..{have - 1} unused, "
                                "as LAVIS uses the penultimate layer); pass vision_blocks= to build another count")
     return vision_state_from_original(sd, _vision_fmt(model), n_blocks=n)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .blip import BlipRetrieval
 from .blip2 import Blip2Qformer
-from .caption import _autocast, _precision, as_image_list, load_model, load_pixels, normalized_pixels, to_image
+from .caption import _autocast, _precision, as_image_list, load_model, pixel_batches, to_image
 from .data import RetrievalEvalSet
 from .layers import attention_mask
 from .recipes import recall_at_k
@@ -248,20 +248,17 @@ class Retriever:
                      normalized:bool=False, # `images` is a float tensor [N, 3, S, S] that already went through eval_transform
                     ) -> Gallery:
         "Embed a gallery of images (normalised pixels are refused as images: pass them with `normalized=True`)."
-        if normalized: pixels = normalized_pixels(images, self.model.cfg.vision.image_size)
-        items = list(range(len(pixels))) if normalized else as_image_list(images)
-        if not items: raise ValueError("no images given: the gallery would be empty")
+        n, batches = pixel_batches(images, self.transform, self.model.cfg.vision.image_size, batch_size, skip_errors, normalized)
+        if not n: raise ValueError("no images given: the gallery would be empty")
         feats, embeds, index, errors = [], [], [], {}
-        for b0 in tqdm(range(0, len(items), batch_size), disable=not progress, desc="images"):
-            if normalized: pix, ok, errs = pixels[b0:b0 + batch_size], items[b0:b0 + batch_size], {}
-            else: pix, ok, errs = load_pixels(items[b0:b0 + batch_size], self.transform, skip_errors, start=b0)
+        for pix, ok, errs in tqdm(batches, total=-(-n // batch_size), disable=not progress, desc="images"):
             errors.update(errs)
             if pix is None: continue
             e = self.encode_image(pix)
             feats.append(self.image_feat(e).float().cpu())
             if keep_embeds: embeds.append(e.float().cpu())
             index += ok
-        if not feats: raise ValueError(f"none of the {len(items)} images could be read; first error: {next(iter(errors.values()))}")
+        if not feats: raise ValueError(f"none of the {n} images could be read; first error: {next(iter(errors.values()))}")
         return Gallery(torch.cat(feats), torch.cat(embeds) if keep_embeds else None, index, errors)
 
     def get_image_feat(self, images, batch_size:int=32, progress:bool=False) -> torch.Tensor:

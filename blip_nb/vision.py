@@ -379,8 +379,6 @@ def vision_state_to_original(state_dict:dict, fmt:str="blip") -> dict:
     return out
 
 # %% ../nbs/02_vision.ipynb #8a857ab2
-def _n_blocks(keys, pattern:str) -> int: return len({m.group(1) for k in keys if (m := re.match(pattern, k))})
-
 def _visual_part(vsd:dict) -> dict:
     "An open_clip / OpenAI CLIP model's image tower (`visual.*`), or the state dict itself."
     if any(k.startswith("visual.") for k in vsd): return {k[len("visual."):]: v for k, v in vsd.items() if k.startswith("visual.")}
@@ -405,7 +403,8 @@ def vision_state_from_file(vsd:dict, # the image encoder's own state dict (eva_v
     "Our encoder state dict from an image encoder's own file: its first `n_blocks` blocks, with BLIP-2's `ln_vision` as the final norm."
     vsd = _visual_part(vsd)
     pattern = r"transformer\.resblocks\.(\d+)\." if fmt == "lavis_clip" else r"blocks\.(\d+)\."
-    have = _n_blocks(vsd, pattern)
+    try: have = _block_count(vsd, pattern)
+    except KeyError as e: raise CheckpointError(f"{what}: {e.args[0]}") from None
     if n_blocks is not None and have < n_blocks:
         raise CheckpointError(f"{what} holds {have} image-encoder blocks; this model builds {n_blocks}")
     keep = {k: v for k, v in vsd.items() if not re.match(_ENCODER_HEADS, k)
