@@ -11,19 +11,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BlipConfig, TextConfig
-from .layers import (Layer, TextEmbeddings, attention_mask, cached_mask, generate_tokens, length_limits,
+from .layers import (Layer, NoMetaFill, TextEmbeddings, attention_mask, cached_mask, generate_tokens, length_limits,
                             remap_state_dict, reorder_cache)
 from .losses import FeatureQueue, Gather, clamp_temp, copy_params, itc_momentum_loss, itm_loss, lm_labels, lm_loss
 from .losses import lm_loss_from_hidden
 from .losses import momentum_update, sample_hard_negatives
-from .qformer import LMHead, init_bert_weights, layer_key_map
+from .qformer import BERT_UNUSED, LMHead, bert_state_for, init_bert_weights, layer_key_map
 from .tokenizer import get_tokenizer
 from .vision import build_vision_encoder
 
 # %% auto #0
 __all__ = ['MED', 'med_key_map', 'med_config_from_transformers', 'LazyTokenizer', 'BlipCaption', 'BlipRetrieval',
            'blip_config_from_transformers', 'blip_caption_from_transformers', 'blip_retrieval_from_transformers',
-           'BlipRetrievalOutput', 'ContrastiveStep', 'share_med_weights', 'BlipPretrainOutput', 'BlipPretrain']
+           'BlipRetrievalOutput', 'ContrastiveStep', 'share_med_weights', 'BlipPretrainOutput', 'BlipPretrain',
+           'load_bert_into_med']
 
 # %% ../nbs/06_blip.ipynb #46261488
 class MED(nn.Module):
@@ -388,3 +389,29 @@ class BlipPretrain(BlipRetrieval):
         hidden = self.text_decoder(dec_ids, r.mask, r.image_embeds, causal=True)
         loss_lm = lm_loss_from_hidden(hidden, self.text_decoder.logits, lm_labels(dec_ids, r.mask), label_smoothing=self.cfg.label_smoothing)
         return BlipPretrainOutput(r.loss_itc + r.loss_itm + loss_lm, r.loss_itc, r.loss_itm, loss_lm)
+
+    def as_caption(self) -> BlipCaption:
+        "A `BlipCaption` made of this model's own image encoder, decoder and tokenizer (shared, not copied): it captions."
+        cap = self.__dict__.get("_caption_view")  # kept outside the module tree: its weights are this model's
+        if cap is None:
+            cfg = self.cfg.replace(vision=self.cfg.vision.replace(weights=None))
+            with torch.device("meta"), NoMetaFill(): cap = BlipCaption(cfg)  # built on meta, then given our modules
+            cap.visual_encoder, cap.text_decoder = self.visual_encoder, self.text_decoder
+            self.__dict__["_caption_view"] = cap
+        cap._tokenizer = self.tokenizer
+        return cap.train(self.training)
+
+# %% ../nbs/06_blip.ipynb #1993b8aa
+@torch.no_grad()
+def load_bert_into_med(med:MED, bert, # a state dict, module, path or package:NAME (MiniLM, bert-base-uncased, ...)
+                      ) -> dict:
+    "Initialise a MED from a BERT checkpoint; cross-attention (and an LM head the file lacks) keep their fresh init."
+    sd = bert_state_for(bert, med.embed.word.weight)
+    full = med_key_map(med, "")
+    fresh = [k for k in med.state_dict() if ".cross." in k or k == "lm_head.decoder.weight"  # the head is tied to the words
+             or (k.startswith("lm_head.") and full[k] not in sd)]
+    ours = {k: v for k, v in med.state_dict().items() if k not in fresh}
+    loaded = remap_state_dict(sd, {k: v for k, v in full.items() if k not in fresh}, ours, what=f"BERT checkpoint {bert}"
+                              if isinstance(bert, str) else "BERT checkpoint", ignore=BERT_UNUSED)
+    med.load_state_dict(loaded, strict=False)
+    return {"loaded": len(loaded), "initialised": len(fresh)}

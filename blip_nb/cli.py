@@ -213,7 +213,12 @@ def _cmd_train(a):
         raise ValueError(f"unknown recipe {a.recipe!r}; recipes: default, {', '.join(recipes.RECIPES)}")
     if a.data is None: raise ValueError(f"{a.recipe} needs --data (an annotation .json, an img2dataset folder or easy-vqa)")
     if a.limit: raise ValueError("--limit applies to the default recipe only")
-    kw = dict(config=a.config, init=a.init, image_root=a.image_root, vision_precision=a.vision_precision,
+    if a.recipe == "dlip":  # the student starts from its config (DeiT-S / MiniLM weights when it names them); the teacher is a file
+        if a.teacher is None: raise ValueError("dlip needs --teacher (a BLIP checkpoint: model_base.pth, a retrieval / caption file, ...)")
+        for flag, v in (("--init", a.init), ("--vision-precision", a.vision_precision)):
+            if v is not None: raise ValueError(f"{flag} is not a dlip option (the student's weights come from --config)")
+    elif a.teacher is not None: raise ValueError("--teacher is for the dlip recipe")
+    kw = dict(config=a.config, init=a.init, image_root=a.image_root, vision_precision=a.vision_precision, teacher=a.teacher,
               max_steps=a.steps, epochs=a.epochs, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
               precision=a.precision, seed=a.seed, num_workers=a.workers, resume=a.resume, progress=not a.quiet)
     if a.recipe != "blip2_japanese": kw["lang"] = (a.lang or ["en"])[0]
@@ -403,14 +408,15 @@ def _parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_eval)
     r = sub.add_parser("train", help="train a recipe on your data, or the embedded default on easy-vqa",
                        description="Recipes: default (the embedded default, English then Japanese), blip2_stage1, "
-                                   "blip2_stage2, blip2_japanese, blip_retrieval, blip_caption.")
-    r.add_argument("recipe", help="default | blip2_stage1 | blip2_stage2 | blip2_japanese | blip_retrieval | blip_caption")
+                                   "blip2_stage2, blip2_japanese, blip_retrieval, blip_caption, dlip (distil --teacher into a small student).")
+    r.add_argument("recipe", help="default | blip2_stage1 | blip2_stage2 | blip2_japanese | blip_retrieval | blip_caption | dlip")
     r.add_argument("--data", help="annotation .json (Karpathy, VG, COCO/STAIR, DLIP), img2dataset folder, or easy-vqa")
     r.add_argument("--image-root", help="folder the annotation's image paths are relative to (default: the .json's folder)")
     r.add_argument("--lang", nargs="+", choices=["en", "ja"], help="caption language (default: en; default recipe: en ja)")
     r.add_argument("--config", help="model preset name or config .json (default: the recipe's published model)")
     r.add_argument("--init", help="checkpoint to start from (LAVIS / BLIP .pth, transformers directory, blip_nb file)")
     r.add_argument("--llm", help="blip2_stage2: local directory of the causal LM (AutoModelForCausalLM)")
+    r.add_argument("--teacher", help="dlip: the BLIP teacher's checkpoint (pretrain / retrieval / caption file, transformers folder, blip_nb file)")
     r.add_argument("--out", help="run directory (default: runs/RECIPE; default recipe: models)")
     r.add_argument("--steps", type=int, help="optimizer steps (default: the recipe's epochs)")
     r.add_argument("--epochs", type=int)

@@ -269,22 +269,48 @@ class Blip2Config(Config):
         return cls(qformer=QFormerConfig(b))
 
 # %% ../nbs/00_config.ipynb #85155379
+def _dlip_student(text:str="bert_small") -> BlipConfig:
+    "DLIP's student: DeiT-S/16 (384 wide, 12 blocks, 6 heads) and a 6-layer, 384-wide BERT-small; 30 caption tokens."
+    if text == "bert_small":  # DLIP's BERT-small: 12 heads, feed-forward 3072, bert-base-uncased vocabulary (random init)
+        t = TextConfig(hidden=384, layers=6, heads=12, intermediate=3072, encoder_width=384, tokenizer="bert-base-uncased")
+    elif text == "minilm": t = TextConfig.minilm(384, 1)  # the same width and depth, feed-forward 1536, real weights offline
+    else: raise ValueError(f"text must be 'bert_small' or 'minilm', not {text!r}")
+    return BlipConfig(vision=VisionConfig.deit_small(), text=t, max_txt_len=30)
+
 @dataclass
 class DlipConfig(Config):
-    "DLIP: a small BLIP student distilled from a BLIP teacher."
-    student: BlipConfig = field(default_factory=lambda: BlipConfig(
-        vision=VisionConfig.deit_small(), text=TextConfig.minilm(384, 1)))  # ViT-S/16 + 6-layer BERT-small (384)
-    teacher: str | None = None  # teacher checkpoint (path); None = train the student alone
-    teacher_preset: str = "blip_base"  # preset name describing the teacher's architecture
-    kd_temperature: float = 1.0  # softmax temperature of the logit distillation
-    w_itc_kd: float = 1.0  # weight: KL between teacher and student ITC similarity distributions
-    w_feature: float = 1.0  # weight: cosine distance between projected features
-    w_attention: float = 0.0  # weight: attention-map KL (needs matching head counts)
+    "DLIP: a small BLIP student distilled from a frozen BLIP teacher. Every loss has a weight; 0 switches it off."
+    student: BlipConfig = field(default_factory=_dlip_student)  # the model that is trained (and kept)
+    teacher: str | None = None  # the teacher's checkpoint (any file `load_checkpoint` reads); its sizes come from the file
+    # the student's own BLIP losses
+    w_itc: float = 1.0  # image-text contrastive, momentum encoders + queue (alpha: `student.alpha`)
+    w_itm: float = 1.0  # image-text matching on hard negatives
+    w_lm: float = 1.0  # the decoder's captioning loss
+    alpha_ramp_steps: int = 0  # alpha rises linearly from 0 over this many training forwards (BLIP: the first epoch); 0 = constant
+    # what the teacher adds
+    w_itc_kd: float = 1.0  # KL from the teacher's image-text similarity distribution (both directions)
+    itc_kd_temperature: float = 1.0  # divides both similarity matrices' logits
+    w_feature: float = 1.0  # 1 - cosine between (projected) student and teacher features
+    features: tuple[str, ...] = ("image", "text", "multimodal", "decoder")  # image/text/multimodal [CLS], decoder states
+    w_lm_kd: float = 1.0  # KL from the teacher's next-token distribution on caption tokens (not padding or prompt)
+    lm_kd_temperature: float = 1.0
+    w_attention: float = 1.0  # KL from the teacher's attention maps, teacher heads mapped onto the student's
+    attention: tuple[str, ...] = ("vision", "text", "cross", "decoder")  # ViT self-, text self-, cross-, decoder self-attention
+    w_hidden: float = 1.0  # mean squared error of (projected) hidden states
+    hidden: tuple[str, ...] = ("vision", "text", "decoder")
+    layer_map: str = "last"  # which layers attention and hidden states pair: "last" (last to last) or "uniform"
 
     @classmethod
-    def tiny(cls):
-        "A tiny student (and teacher preset `tiny_blip`)."
-        return cls(student=BlipConfig.tiny(), teacher_preset="tiny_blip")
+    def minilm(cls, teacher:str|None=None):
+        "DLIP's student with the MiniLM-L6-H384 text side (real weights that ship offline) instead of a random BERT-small."
+        return cls(student=_dlip_student("minilm"), teacher=teacher)
+
+    @classmethod
+    def tiny(cls, teacher:str|None=None):
+        "A tiny student (`BlipConfig.tiny` at half the text width and one layer) for tests."
+        s = BlipConfig.tiny()
+        return cls(student=s.replace(text=s.text.replace(hidden=16, layers=1, heads=4, intermediate=32)), teacher=teacher)
+
 
 # %% ../nbs/00_config.ipynb #71d31624
 def _default(lang="en") -> Blip2Config:
@@ -305,6 +331,7 @@ PRESETS = {
     "blip2_opt2.7b": lambda: Blip2Config.vit_g("facebook/opt-2.7b"),
     "blip2_japanese": Blip2Config.japanese,
     "dlip_student": DlipConfig,
+    "dlip_student_minilm": DlipConfig.minilm,
     "default": lambda: _default("en"),
     "default_ja": lambda: _default("ja"),
 }

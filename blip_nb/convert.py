@@ -17,7 +17,7 @@ from .tokenizer import get_tokenizer
 from .qformer import QFormer, qformer_key_map, qformer_config_from_transformers
 from .vision import (_block_count, encoder_file_format, load_vision_state, vision_config_to_transformers,
                      vision_state_from_file, vision_state_from_original, vision_state_to_original, vision_state_to_transformers)
-from .blip import (BlipCaption, BlipRetrieval, med_key_map, blip_caption_from_transformers,
+from .blip import (BlipCaption, BlipPretrain, BlipRetrieval, med_key_map, blip_caption_from_transformers,
                    blip_retrieval_from_transformers)
 from .blip2 import (Blip2LLM, Blip2Qformer, blip2_key_map, blip2_llm_from_transformers,
                     blip2_qformer_from_transformers)
@@ -448,7 +448,7 @@ def _infer_config(sd, fmt, lang, what, vision, vision_blocks):
     raise CheckpointError(f"{what}: infer_config reads LAVIS / BLIP checkpoints, not {fmt!r}")
 
 # %% ../nbs/08_convert.ipynb #fe34430d
-_CLASSES = {c.__name__: c for c in (BlipCaption, BlipRetrieval, Blip2Qformer, Blip2LLM, Blip2T5, QFormer)}
+_CLASSES = {c.__name__: c for c in (BlipCaption, BlipRetrieval, BlipPretrain, Blip2Qformer, Blip2LLM, Blip2T5, QFormer)}
 
 def save_checkpoint(model:nn.Module, # any of BlipCaption, BlipRetrieval, Blip2Qformer, Blip2LLM, QFormer
                     path, # the .safetensors file to write
@@ -555,13 +555,19 @@ def _transformers_covered(model, new) -> list[str]:
     sd = new.state_dict()
     return [k for k in model.state_dict() if k in sd and k != "temp"]
 
-def _from_blip_nb(sd, meta, what, model=None, llm=None, llm_tokenizer=None, tokenizer=None):
+def _from_blip_nb(sd, meta, what, model=None, llm=None, llm_tokenizer=None, tokenizer=None, task=None):
     from blip_nb.config import _CLASSES as CFG
     d = json.loads(meta["config"])
     cfg = CFG[d["config_class"]].from_dict(d)
     name = meta["class"]
     if name not in _CLASSES: raise CheckpointError(f"{what}: unknown blip_nb class {name!r}")
     for alias, kept in json.loads(meta.get("tied", "{}")).items(): sd[alias] = sd[kept]
+    if name == "BlipPretrain" and (task is not None or type(model) in (BlipRetrieval, BlipCaption)):
+        # a pre-training model (DLIP's student) holds a whole retrieval model and a whole caption model: either loads from it
+        model = model or (BlipCaption if task == "caption" else BlipRetrieval)(cfg, tokenizer)
+        ours = {k: v for k, v in model.state_dict().items() if not re.match(_MOMENTUM, k)}
+        model.load_state_dict(remap_state_dict({k: v for k, v in sd.items() if k in ours}, {k: k for k in ours}, ours, what=what), strict=False)
+        return model
     if model is None:
         if name in ("Blip2LLM", "Blip2T5"):
             if llm is None:
@@ -583,9 +589,11 @@ def _from_blip_nb(sd, meta, what, model=None, llm=None, llm_tokenizer=None, toke
         if name == "Blip2Qformer" and not json.loads(meta.get("qformer_lm_head", "true")): model.Qformer.lm_head = None
     elif type(model).__name__ != name:
         raise CheckpointError(f"{what} holds a {name}; it cannot load into {type(model).__name__}")
-    ours = model.state_dict()
+    ours = {k: v for k, v in model.state_dict().items() if not re.match(_MOMENTUM, k)}  # momentum copies are never saved
     if not any(k.startswith("llm.") for k in sd): ours = {k: v for k, v in ours.items() if not k.startswith("llm.")}
     model.load_state_dict(remap_state_dict(sd, {k: k for k in ours}, ours, what=what), strict=False)
+    if getattr(model, "has_momentum", False):
+        with torch.no_grad(): copy_params(model.momentum_pairs())  # they restart from the loaded weights
     return model
 
 def _load_llm(llm, llm_tokenizer, what, seq2seq=False):
@@ -661,7 +669,7 @@ def load_checkpoint(src, # a file / transformers directory path, or a state dict
                 ours = model.state_dict()
                 model.load_state_dict(remap_state_dict(sd, {k: k for k in ours}, ours, what=what))
                 return model.eval()
-            return _from_blip_nb(sd, meta, what, model, llm, llm_tokenizer, tokenizer).eval()
+            return _from_blip_nb(sd, meta, what, model, llm, llm_tokenizer, tokenizer, task).eval()
         if fmt == "transformers":
             if "config" in meta and model is None:
                 return _from_transformers_dir(sd, meta, what, tokenizer, llm_tokenizer or (_dir_tokenizer(src) if not isinstance(src, dict) else None))

@@ -14,8 +14,8 @@ from .layers import Layer, TextEmbeddings, attention_mask, remap_state_dict, Che
 from .vision import load_state_file
 
 # %% auto #0
-__all__ = ['LMHead', 'init_bert_weights', 'QFormer', 'kv_take', 'kv_cat', 'layer_key_map', 'qformer_key_map',
-           'qformer_config_from_transformers', 'load_bert_into_qformer']
+__all__ = ['BERT_UNUSED', 'LMHead', 'init_bert_weights', 'QFormer', 'kv_take', 'kv_cat', 'layer_key_map', 'qformer_key_map',
+           'qformer_config_from_transformers', 'bert_state_for', 'load_bert_into_qformer']
 
 # %% ../nbs/04_qformer.ipynb #5ee185df
 class LMHead(nn.Module):
@@ -179,10 +179,13 @@ def _bert_state(src) -> dict:
         if p is None: raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {src}")
     return load_state_file(p)  # safetensors, or torch.load(weights_only=True)
 
+BERT_UNUSED = [r"^pooler\.", r"token_type_embeddings", r"position_ids", r"^cls\.seq_relationship", r"^cls\.predictions\.decoder\."]
+
 @torch.no_grad()
-def load_bert_into_qformer(qf:QFormer, bert, # a state dict, module, path or package:NAME
-                          ) -> dict:
-    "Initialise `qf` from a BERT checkpoint; returns counts of loaded and freshly initialised tensors."
+def bert_state_for(bert, # a state dict, module, path or package:NAME
+                   words:torch.Tensor, # the word embedding [V, H] the state is for (its rows beyond BERT's are kept)
+                  ) -> dict:
+    "A BERT checkpoint's state in plain BERT names, token type 0 folded into the positions and the vocabulary sized to `words`."
     sd = _bert_state(bert)
     if any(k.startswith("bert.") for k in sd):  # BertForMaskedLM / BertForPreTraining layout
         sd = {**{k[5:]: v for k, v in sd.items() if k.startswith("bert.")}, **{k: v for k, v in sd.items() if k.startswith("cls.")}}
@@ -190,23 +193,28 @@ def load_bert_into_qformer(qf:QFormer, bert, # a state dict, module, path or pac
     if "embeddings.token_type_embeddings.weight" in sd:  # fold type 0 into the positions (exact)
         sd["embeddings.position_embeddings.weight"] = sd["embeddings.position_embeddings.weight"] + \
             sd["embeddings.token_type_embeddings.weight"][0]
+    w = sd.get("embeddings.word_embeddings.weight")
+    if w is not None and w.shape[0] != words.shape[0] and w.shape[1:] == words.shape[1:]:
+        # BERT's vocabulary plus the tokens our tokenizer adds (e.g. 30522 -> 30524 with [DEC], [ENC])
+        rows = words.detach().clone()
+        n = min(len(rows), w.shape[0]); rows[:n] = w[:n]; sd["embeddings.word_embeddings.weight"] = rows
+    if "cls.predictions.bias" in sd and sd["cls.predictions.bias"].shape[0] != words.shape[0]:
+        b = torch.zeros(words.shape[0]); n = min(len(b), sd["cls.predictions.bias"].shape[0])
+        b[:n] = sd["cls.predictions.bias"][:n]; sd["cls.predictions.bias"] = b
+    return sd
+
+@torch.no_grad()
+def load_bert_into_qformer(qf:QFormer, bert, # a state dict, module, path or package:NAME
+                          ) -> dict:
+    "Initialise `qf` from a BERT checkpoint; returns counts of loaded and freshly initialised tensors."
+    sd = bert_state_for(bert, qf.embed.word.weight)
     full = qformer_key_map(qf, "bert")
     fresh = [k for k in qf.state_dict() if ".cross." in k or ".mlp_query." in k or k == "query_tokens"
              or k == "lm_head.decoder.weight"  # tied to the word embeddings
              or (k.startswith("lm_head.") and full[k] not in sd)]
     key_map = {k: v for k, v in full.items() if k not in fresh}
     ours = {k: v for k, v in qf.state_dict().items() if k not in fresh}
-    w = sd.get("embeddings.word_embeddings.weight")
-    if w is not None and w.shape[0] != qf.embed.word.num_embeddings and w.shape[1:] == qf.embed.word.weight.shape[1:]:
-        # BERT's vocabulary plus the tokens our tokenizer adds (e.g. 30522 -> 30524 with [DEC], [ENC])
-        rows = qf.embed.word.weight.detach().clone()
-        n = min(len(rows), w.shape[0]); rows[:n] = w[:n]; sd["embeddings.word_embeddings.weight"] = rows
-    if "cls.predictions.bias" in sd and sd["cls.predictions.bias"].shape[0] != qf.embed.word.num_embeddings:
-        b = torch.zeros(qf.embed.word.num_embeddings); n = min(len(b), sd["cls.predictions.bias"].shape[0])
-        b[:n] = sd["cls.predictions.bias"][:n]; sd["cls.predictions.bias"] = b
-    loaded = remap_state_dict(sd, key_map, ours, what="BERT checkpoint",
-                              ignore=[r"^pooler\.", r"token_type_embeddings", r"position_ids", r"^cls\.seq_relationship",
-                                      r"^cls\.predictions\.decoder\."])
+    loaded = remap_state_dict(sd, key_map, ours, what="BERT checkpoint", ignore=BERT_UNUSED)
     qf.load_state_dict(loaded, strict=False)
     for i, l in enumerate(qf.layers):  # the query branch starts as a copy of the text branch
         l.mlp_query.load_state_dict(l.mlp.state_dict())

@@ -23,14 +23,14 @@ from .qformer import load_bert_into_qformer
 from .tokenizer import SwapReport, get_tokenizer, swap_tokenizer
 from .train import (CachedFeatures, FeatureCache, TrainConfig, TrainResult, _device, atomic_write,
                            build_feature_cache, rank_world, train)
-from .vision import eval_transform, train_transform
+from .vision import eval_transform, set_precision, train_transform
 
 # %% auto #0
 __all__ = ['RECIPE_SETTINGS', 'RECIPES', 'DEFAULT_SCHEDULE', 'DEFAULT_BATCH', 'recall_at_k', 'caption_scores',
            'annotation_format', 'load_captions', 'build_blip2', 'to_japanese', 'build_blip2_llm', 'copy_stage1',
            'build_blip', 'recipe_config', 'RecipeResult', 'run_recipe', 'blip2_stage1', 'blip2_japanese',
-           'blip2_stage2', 'blip_retrieval', 'blip_caption', 'ddp_recipe_check', 'TrainingInterrupted', 'default_model',
-           'evaluate_default', 'train_default']
+           'blip2_stage2', 'blip_retrieval', 'blip_caption', 'dlip', 'ddp_recipe_check', 'TrainingInterrupted',
+           'default_model', 'evaluate_default', 'train_default']
 
 # %% ../nbs/10a_recipes.ipynb #00dbe2d3
 def recall_at_k(sim:torch.Tensor, # [n_images, n_texts] similarity
@@ -177,10 +177,16 @@ def copy_stage1(stage2:Blip2LLM, stage1:Blip2Qformer) -> int:
     return len(keys)
 
 def build_blip(task:str, # "retrieval" or "caption"
-               config="blip_base", init=None, # a BLIP / LAVIS / transformers / blip_nb checkpoint
+               config=None, # preset / .json / BlipConfig; None = the sizes `init` holds (blip_base without init)
+               init=None, # a BLIP / LAVIS / transformers / blip_nb checkpoint (a pre-training file gives either task)
                tokenizer=None, vision_precision:str|None=None) -> nn.Module:
     "A BLIP retrieval (with momentum encoders and queue) or captioning model to fine-tune."
     if task not in ("retrieval", "caption"): raise ValueError(f"task must be 'retrieval' or 'caption', not {task!r}")
+    if config is None and isinstance(init, (str, Path)):  # e.g. a DLIP student: its own sizes, read from the file
+        model = load_checkpoint(init, task=task, momentum=task == "retrieval", tokenizer=tokenizer)
+        if vision_precision: set_precision(model.visual_encoder, vision_precision)
+        if task == "retrieval": model.init_momentum()
+        return model.train()
     cfg = _with_vision_precision(_config(config, "blip_base"), vision_precision)
     if init is None: warnings.warn(f"BLIP {task} fine-tuning without init=: the model starts from random weights")
     if task == "caption": return _init_from(BlipCaption(cfg, tokenizer), init)
@@ -195,6 +201,9 @@ RECIPE_SETTINGS = {  # TrainConfig defaults per recipe: the published schedules 
     "blip2_japanese": dict(epochs=10, batch_size=25, lr=1e-4, min_lr=1e-5, warmup_lr=1e-6, warmup_steps=5000, weight_decay=0.05),
     "blip_retrieval": dict(epochs=6, batch_size=32, lr=1e-5, min_lr=0.0, weight_decay=0.05, grad_checkpointing=True),
     "blip_caption": dict(epochs=5, batch_size=32, lr=1e-5, min_lr=0.0, weight_decay=0.05),
+    # DLIP pre-training: BLIP's step schedule (warmup from 1e-6 in epoch 0, then x0.9 per epoch, floor 1e-6) at DLIP's lr / decay
+    "dlip": dict(epochs=20, batch_size=288, lr=5e-4, min_lr=1e-6, warmup_lr=1e-6, warmup_steps=3000, weight_decay=0.02,
+                 lr_schedule="step", lr_decay_rate=0.9),
 }
 
 def recipe_config(recipe:str, out_dir, **overrides) -> TrainConfig:
@@ -290,20 +299,25 @@ def blip2_stage2(data, out="runs/blip2_stage2", *, config="blip2_opt2.7b",
     model = build_blip2_llm(config, init, llm, llm_tokenizer, vision_precision)
     return _recipe("blip2_stage2", model, data, out, image_root, lang, cache_features, cache_dir, eval_fn, train_kw)
 
-def blip_retrieval(data, out="runs/blip_retrieval", *, config="blip_base", init=None, image_root=None, lang:str="en",
+def blip_retrieval(data, out="runs/blip_retrieval", *, config=None, init=None, image_root=None, lang:str="en",
                    vision_precision:str|None=None, eval_fn=None, **train_kw) -> RecipeResult:
     "BLIP retrieval fine-tuning: ITC with momentum distillation and a queue + ITM on hard negatives; the ViT trains too."
     model = build_blip("retrieval", config, init, vision_precision=vision_precision)
     return _recipe("blip_retrieval", model, data, out, image_root, lang, False, None, eval_fn, train_kw)
 
-def blip_caption(data, out="runs/blip_caption", *, config="blip_base", init=None, image_root=None, lang:str="en",
+def blip_caption(data, out="runs/blip_caption", *, config=None, init=None, image_root=None, lang:str="en",
                  vision_precision:str|None=None, eval_fn=None, **train_kw) -> RecipeResult:
     "BLIP caption fine-tuning: the LM loss of each caption after the prompt (\"a picture of \"); the ViT trains too."
     model = build_blip("caption", config, init, vision_precision=vision_precision)
     return _recipe("blip_caption", model, data, out, image_root, lang, False, None, eval_fn, train_kw)
 
+def dlip(data, out="runs/dlip", **kw) -> RecipeResult:
+    "DLIP pre-training (`blip_nb.distill.dlip`, which builds on the recipes here: imported when used)."
+    from blip_nb.distill import dlip as run
+    return run(data, out, **kw)
+
 RECIPES = {"blip2_stage1": blip2_stage1, "blip2_stage2": blip2_stage2, "blip2_japanese": blip2_japanese,
-           "blip_retrieval": blip_retrieval, "blip_caption": blip_caption}
+           "blip_retrieval": blip_retrieval, "blip_caption": blip_caption, "dlip": dlip}
 
 # %% ../nbs/10a_recipes.ipynb #c666f024
 def _ddp_recipe_worker(rank:int, world_size:int, tmp:str, recipe:str, data:str, config:str, train_kw:dict):

@@ -39,6 +39,8 @@ class TrainConfig(Config):
     min_lr: float = 0.0  # where the cosine ends
     warmup_steps: int = 0  # linear warmup from warmup_lr to lr
     warmup_lr: float = 0.0  # lr at step 0
+    lr_schedule: str = "cosine"  # after warmup: "cosine" (to min_lr at the last step) or "step" (BLIP pre-training: lr x lr_decay_rate per epoch)
+    lr_decay_rate: float = 0.9  # "step": the factor per epoch (never below min_lr)
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW
     eps: float = 1e-8  # AdamW
@@ -158,16 +160,23 @@ def build_optimizer(model:nn.Module, cfg:TrainConfig) -> torch.optim.AdamW:
 # %% ../nbs/10_train.ipynb #53a9cc72
 def lr_at(step:int, # optimizer steps done
           cfg:TrainConfig, total:int, # total optimizer steps of the run
+          steps_per_epoch:int=0, # "step" schedule: optimizer steps in one epoch
          ) -> float:
-    "The base learning rate at `step`: linear warmup from warmup_lr to lr, then cosine from lr to min_lr at `total`."
+    "The base learning rate at `step`: linear warmup from warmup_lr to lr, then cosine to min_lr at `total` (or x decay per epoch)."
+    if cfg.lr_schedule not in ("cosine", "step"): raise ValueError(f"lr_schedule must be 'cosine' or 'step', not {cfg.lr_schedule!r}")
+    if cfg.lr_schedule == "step":  # BLIP pre-training: warmup inside epoch 0 only, then lr * rate**epoch
+        epoch = step // steps_per_epoch if steps_per_epoch > 0 else 0
+        if epoch == 0 and step < cfg.warmup_steps: return cfg.warmup_lr + (cfg.lr - cfg.warmup_lr) * step / cfg.warmup_steps
+        return max(cfg.min_lr, cfg.lr * cfg.lr_decay_rate ** epoch)
     if step < cfg.warmup_steps: return cfg.warmup_lr + (cfg.lr - cfg.warmup_lr) * step / cfg.warmup_steps
     span = max(1, total - cfg.warmup_steps)
     t = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
 
-def build_scheduler(opt:torch.optim.Optimizer, cfg:TrainConfig, total:int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(opt:torch.optim.Optimizer, cfg:TrainConfig, total:int,
+                    steps_per_epoch:int=0) -> torch.optim.lr_scheduler.LambdaLR:
     "A `LambdaLR` that gives every group lr_at(step) x its lr_scale."
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg, total) / cfg.lr)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg, total, steps_per_epoch) / cfg.lr)
 
 # %% ../nbs/10_train.ipynb #410f41fa
 def collate_samples(items:list) -> dict:
@@ -522,7 +531,7 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     if total <= 0: raise ValueError(f"nothing to train: {len(train_data)} samples give {n_batches} batches of "
                                     f"{cfg.batch_size} per process, fewer than grad_accum={cfg.grad_accum}")
-    sched = build_scheduler(opt, cfg, total)
+    sched = build_scheduler(opt, cfg, total, steps_per_epoch)
     st = {"step": 0, "epoch": 0, "batch": 0, "samples": 0, "best": None, "nonfinite": 0, "eval_step": -1}
 
     # resume
