@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-slow test-avx2 demo-avx2 docs sync readme clean
+.PHONY: setup demo dlip test test-slow test-avx2 demo-avx2 docs sync readme clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ $(STAMP): settings.ini setup.py
 
 demo: setup
 	$(BIN)/blip_nb demo --out demo_out
+
+# DLIP on the embedded data: a teacher, the student distilled from it, the same student without it; `make demo` shows it
+dlip: setup
+	$(BIN)/blip_nb train dlip_experiment
 
 test: setup
 	$(BIN)/python -m pytest tests -q

@@ -110,6 +110,20 @@ def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say) -> dict:
     out["seconds"] = round(time.time() - t0, 1)
     return out
 
+def _dlip_summary(run, out, say) -> dict|None:
+    "The DLIP experiment's table when it has been run (`blip_nb train dlip_experiment`), else a line saying how to run it."
+    f = Path(run)/"report.json"
+    if not f.exists():
+        say(f"\nDLIP (teacher -> small student): not run yet; `blip_nb train dlip_experiment` trains a teacher, distils it into a "
+            f"student and trains the same student without it (about 10 minutes on 2 cores), then this demo shows the comparison.")
+        return None
+    from blip_nb.distill import experiment_table, plot_experiment
+    rep = json.loads(f.read_text())
+    say(f"\nDLIP: teacher -> student on easy-vqa ({rep['test_images']} held-out images; {rep['cpu']}, {rep['capability']}, "
+        f"{rep['precision']}):\n" + experiment_table(rep))
+    plot_experiment(rep, Path(out)/"loss_dlip.png")
+    return {k: {m: v for m, v in r.items() if m != "examples"} for k, r in rep["results"].items()}
+
 def demo(out="demo_out", # directory for the report (demo.json, gallery.png, loss curves)
          models="models", # where the trained default is, or is trained on the first run
          train:bool=True, # train the default when it is missing (about 10 minutes on 2 cores)
@@ -171,6 +185,7 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
         say(f"\nHeld-out easy-vqa test set ({lang}, {len(t)} images):")
         report["langs"][lang] = _evaluate_lang(model, lang, embeds, t, say)
 
+    report["dlip"] = _dlip_summary(Path(models)/"dlip_experiment", out, say)
     report["seconds"] = {"training": round(t_train, 1), "total": round(time.time() - t0, 1)}
     (out/"demo.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     say(f"\nReport: {out/'demo.json'}, caption gallery: {out/'gallery.png'}, loss curves: {out}/loss_*.png "
@@ -200,6 +215,12 @@ def _cmd_config(a):
 
 def _cmd_train(a):
     from blip_nb import recipes
+    if a.recipe == "dlip_experiment":  # the teacher -> student experiment on the embedded data
+        from blip_nb.distill import dlip_experiment, experiment_table
+        rep = dlip_experiment(Path(a.out or "models")/"dlip_experiment", n_train=a.limit, n_test=a.limit, precision=a.precision,
+                              seed=a.seed, progress=not a.quiet)
+        print(experiment_table(rep)); print(f"report: {Path(a.out or 'models')/'dlip_experiment'/'report.json'} ({rep['seconds']:.0f} s)")
+        return 0
     if a.recipe == "default":
         for lang in a.lang or ["en", "ja"]:
             r = recipes.train_default(lang, a.out or "models", steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
@@ -409,7 +430,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("train", help="train a recipe on your data, or the embedded default on easy-vqa",
                        description="Recipes: default (the embedded default, English then Japanese), blip2_stage1, "
                                    "blip2_stage2, blip2_japanese, blip_retrieval, blip_caption, dlip (distil --teacher into a small student).")
-    r.add_argument("recipe", help="default | blip2_stage1 | blip2_stage2 | blip2_japanese | blip_retrieval | blip_caption | dlip")
+    r.add_argument("recipe", help="default | blip2_stage1 | blip2_stage2 | blip2_japanese | blip_retrieval | blip_caption | dlip | "
+                                  "dlip_experiment (teacher, distilled student and control on easy-vqa; shown by `demo`)")
     r.add_argument("--data", help="annotation .json (Karpathy, VG, COCO/STAIR, DLIP), img2dataset folder, or easy-vqa")
     r.add_argument("--image-root", help="folder the annotation's image paths are relative to (default: the .json's folder)")
     r.add_argument("--lang", nargs="+", choices=["en", "ja"], help="caption language (default: en; default recipe: en ja)")

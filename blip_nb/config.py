@@ -89,6 +89,7 @@ class VisionConfig(Config):
     grad_checkpointing: bool = False  # recompute activations in backward to save memory
     precision: str = "fp32"  # "fp32", "bf16" or "fp16" (LAVIS `vit_precision`)
     frozen: bool = False  # no gradients into the encoder (BLIP-2 always; then its features can be cached)
+    pooled_first: bool = False  # CNNs: the mean of the feature map as token 0, a [CLS] for BLIP's heads (which read token 0)
     weights: str | None = None  # local checkpoint path or "package:NAME"; None = random init
     mean: tuple[float, float, float] = CLIP_MEAN  # per-channel normalisation mean
     std: tuple[float, float, float] = CLIP_STD  # per-channel normalisation std
@@ -96,7 +97,7 @@ class VisionConfig(Config):
     @property
     def num_tokens(self) -> int:
         "Image tokens per image: patches + CLS for a ViT, the last feature map's cells for a CNN."
-        if "efficientnet" in self.arch: return (self.image_size // 32) ** 2
+        if "efficientnet" in self.arch: return (self.image_size // 32) ** 2 + self.pooled_first
         return (self.image_size // self.patch_size) ** 2 + 1
 
     @classmethod

