@@ -228,6 +228,13 @@ class DlipModel(nn.Module):
         init_bert_weights(self.proj, cfg.student.text.initializer_range)
         self._taps = {"student": self._tap_layers(self.student, "student"), "teacher": self._tap_layers(self.teacher, "teacher")}
 
+    def _apply(self, fn, *args, **kwargs):
+        "`.to(device)`, `.cuda()`, `.double()` ... reach the teacher too: it is held outside the module tree."
+        super()._apply(fn, *args, **kwargs)
+        if self.teacher is not None:
+            for m in self.teacher.modules(): m._apply(fn, *args, **kwargs)
+        return self
+
     # ---- what is distilled, checked once
     def _active_terms(self) -> dict:
         c, T = self.cfg, self.teacher
