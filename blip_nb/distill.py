@@ -144,10 +144,6 @@ class Teacher:
             h.update(k.encode()); h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()
 
-    def to(self, *args, **kw):
-        for m in self.modules(): m.to(*args, **kw)
-        return self
-
     def parameters(self): return [p for m in self.modules() for p in m.parameters()]
 
     def __repr__(self):
@@ -203,7 +199,6 @@ def _width(cfg:BlipConfig, stream:str) -> int: return cfg.vision.width if stream
 
 def _layers(cfg:BlipConfig, stream:str) -> int: return cfg.vision.depth - cfg.vision.drop_last_blocks if stream == "vision" else cfg.text.layers
 
-#| export
 class DlipModel(nn.Module):
     "DLIP pre-training: a BLIP student (`BlipPretrain`) trained on its own losses and on a frozen teacher's outputs."
     def __init__(self, cfg:DlipConfig,
@@ -386,7 +381,6 @@ class DlipModel(nn.Module):
                 pairs = self.pairs[n]
                 sh = {i: st.get(f"{n}.{i}", "hidden", img)[:B] for i, _ in pairs}
                 th = {j: tt.get(f"{n}.{j}", "hidden", img) for _, j in pairs}
-                _same_tokens(sh[pairs[0][0]], th[pairs[0][1]], f"hidden states ({n})")
                 terms.append(hidden_state_loss(sh, th, pairs, self.proj[f"hidden_{n}"] if f"hidden_{n}" in self.proj else None, mask))
             out["hidden"] = torch.stack(terms).mean()
         return out
@@ -400,18 +394,10 @@ class DlipModel(nn.Module):
             q = {"vision": None, "text": mask, "cross": mask, "decoder": dec_mask}[n]
             for i, j in self.pairs[stream]:
                 sa, ta = st.get(f"{stream}.{i}", kind, img)[:B], tt.get(f"{stream}.{j}", kind, img)
-                _same_tokens(sa, ta, f"attention maps ({n})")
                 ta = map_heads(ta, sa.shape[1])
                 if q is not None: ta = ta * q[:, None, :, None].to(ta.dtype)  # a zero teacher row is not counted
                 terms.append(attention_kl_loss(sa, ta))
         return torch.stack(terms).mean()
-
-#| export
-def _same_tokens(s:torch.Tensor, t:torch.Tensor, what:str):
-    "Attention maps [B, H, T, S] need the same B, T, S; hidden states [B, T, D] the same B, T."
-    if any(s.shape[d] != t.shape[d] for d in ((0, 2, 3) if s.ndim == 4 else (0, 1))):
-        raise ValueError(f"{what}: student {tuple(s.shape)} and teacher {tuple(t.shape)} cover different tokens; give both the "
-                         "same image size (and patch size), or leave 'vision' / 'cross' out of DlipConfig.attention and hidden")
 
 def _check_pair(T:Teacher, s:BlipConfig):
     "The teacher reads the student's token ids: the same vocabulary, and positions for every caption token."
