@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_metrics.ipynb #a9ceb038
 from __future__ import annotations
-import functools, json, os, shutil, subprocess, tempfile, unicodedata, warnings
+import atexit, contextlib, functools, json, os, shutil, subprocess, tempfile, threading, unicodedata, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,33 +77,58 @@ def tokenize_captions(texts:list[str], lang:str="en", java:str|None=None) -> lis
 # %% ../nbs/13_metrics.ipynb #ac69c25d
 def _clean(s:str) -> str: return " ".join(s.replace("|||", " ").split())  # "|||" separates the fields of METEOR's protocol
 
+class _Meteor:
+    "One METEOR 1.5 process (`-stdio`), started on first use and kept: its start-up (paraphrase tables) takes ~5 s, a request milliseconds."
+    def __init__(self, java:str, jar:Path):
+        self.err = tempfile.TemporaryFile()
+        self.p = subprocess.Popen([java, "-jar", "-Xmx2G", str(jar), "-", "-", "-stdio", "-l", "en", "-norm"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, cwd=tempfile.gettempdir())
+        self.lock = threading.Lock()
+
+    def ask(self, line:str) -> str:
+        "Send one request line; its (first) answer line."
+        try: self.p.stdin.write((line + "\n").encode()); self.p.stdin.flush()
+        except OSError: self.stopped()  # it is gone already (a broken pipe)
+        return self.read()
+
+    def read(self) -> str:
+        out = self.p.stdout.readline()
+        if not out: self.stopped()
+        return out.decode().strip()
+
+    def stopped(self):
+        self.p.wait(); self.err.seek(0)
+        raise RuntimeError(f"METEOR stopped (exit {self.p.returncode}): " + self.err.read().decode(errors="replace")[-800:].strip())
+
+    def close(self):
+        with contextlib.suppress(OSError): self.p.stdin.close()
+        self.p.kill(); self.p.wait(); self.err.close()
+
+_METEORS: dict = {}  # (java, jar) -> _Meteor
+atexit.register(lambda: [m.close() for m in _METEORS.values()])
+
 def meteor_score(gts:dict, # {image: [tokenized reference, ...]}
                  res:dict, # {image: [tokenized prediction]}
                  java:str|None=None) -> tuple[float, list[float]]:
     "METEOR 1.5 (English: exact, stem, synonym and paraphrase matches): corpus score and per-image scores."
     jar = pycocoevalcap_dir()/"meteor"/METEOR_JAR
     if not jar.is_file(): raise FileNotFoundError(f"{jar} not found")
-    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp)/"stderr", "w+b") as err:
-        p = subprocess.Popen([find_java(java), "-jar", "-Xmx2G", str(jar), "-", "-", "-stdio", "-l", "en", "-norm"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=tmp)
-        def send(s:str): p.stdin.write((s + "\n").encode()); p.stdin.flush()
-        def line() -> str:
-            out = p.stdout.readline()
-            if not out:
-                err.seek(0)
-                raise RuntimeError("METEOR stopped: " + err.read().decode(errors="replace")[-800:])
-            return out.decode().strip()
+    key = (find_java(java), str(jar))
+    m = _METEORS.get(key)
+    if m is None or m.p.poll() is not None: m = _METEORS[key] = _Meteor(*key)  # (re)started when missing or dead
+    with m.lock:
         try:
             stats, seen = [], {}
             for k in res:  # one SCORE request per image gives its sufficient statistics (asked once per distinct request) ...
                 req = " ||| ".join(["SCORE", *(_clean(r) for r in gts[k]), _clean(res[k][0])])
-                if req not in seen: send(req); seen[req] = line()
+                if req not in seen: seen[req] = m.ask(req)
                 stats.append(seen[req])
-            send(" ||| ".join(["EVAL", *stats]))  # ... and one EVAL turns them into per-image scores, then the corpus score
-            scores = [float(line()) for _ in stats]
-            return float(line()), scores
-        finally:
-            p.stdin.close(); p.kill(); p.wait()
+            line = m.ask(" ||| ".join(["EVAL", *stats]))  # ... and one EVAL turns them into per-image scores, then the corpus score
+            scores = [float(line)] + [float(m.read()) for _ in stats[1:]]
+            return float(m.read()), scores
+        except BaseException:  # a half-read answer would shift every later one: this process is not used again
+            _METEORS.pop(key, None); m.close()
+            raise
 
 def spice_classpath(corenlp_dir=None, # a directory with CoreNLP's two jars (default: $BLIP_NB_CORENLP, then spice/lib/)
                    ) -> tuple[list[Path]|None, str|None]:
