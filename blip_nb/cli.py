@@ -337,6 +337,16 @@ def _cmd_eval(a):
     print(json.dumps(result, ensure_ascii=False, indent=2, default=float))
     return 0
 
+def _at_least(lo:int):
+    "An argparse type: an integer of at least `lo` (a count, a length, k), refused at parse time with exit code 2 otherwise."
+    def parse(text:str) -> int:
+        try: v = int(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if v < lo: raise argparse.ArgumentTypeError(f"must be at least {lo}, not {v}")
+        return v
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
 def _model_options(p, batch_size:int, what:str="checkpoint", json_out:bool=True):
     "The options caption / retrieve / classify / eval share: --model, --lang, --batch-size, (--json), --quiet."
     p.add_argument("--model", help=f"{what}; default: the trained embedded default")
@@ -344,7 +354,7 @@ def _model_options(p, batch_size:int, what:str="checkpoint", json_out:bool=True)
     p.add_argument("--llm", help="stage-2 files: the LLM's local folder (e.g. a downloaded facebook/opt-2.7b or google/flan-t5-xl)")
     p.add_argument("--tokenizer", help="the text tokenizer's vocab.txt or folder (BLIP2-Japanese: cl-tohoku's folder)")
     p.add_argument("--lang", choices=["en", "ja"], default="en", help="language (and which embedded default without --model)")
-    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--batch-size", type=_at_least(1), default=batch_size)
     if json_out: p.add_argument("--json", action="store_true", help="JSON lines")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -358,13 +368,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_out", help="report directory (default: demo_out)")
     d.add_argument("--models", default="models", help="where the trained default lives (default: models)")
     d.add_argument("--no-train", action="store_true", help="fail instead of training the default when it is missing")
-    d.add_argument("--limit", type=int, default=0, help="evaluate on the first N held-out images (default: all 1,000)")
+    d.add_argument("--limit", type=_at_least(0), default=0, help="evaluate on the first N held-out images (default: all 1,000)")
     d.set_defaults(func=_cmd_demo)
     t = sub.add_parser("tokenize", help="tokenize text with the English or Japanese BLIP tokenizer (JSON lines)")
     t.add_argument("text", nargs="+", help="texts to tokenize")
     t.add_argument("--lang", choices=["en", "ja"], default="en")
     t.add_argument("--vocab", default=None, help="vocab.txt, model directory, package:NAME or hub id (default: built in)")
-    t.add_argument("--max-length", type=int, default=512)
+    t.add_argument("--max-length", type=_at_least(1), default=512)
     t.set_defaults(func=_cmd_tokenize)
     c = sub.add_parser("config", help="list presets, or print / save one as JSON")
     c.add_argument("name", nargs="?", default=None, help="preset name (omit to list them)")
@@ -376,14 +386,14 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("images", nargs="+", help="image files and/or folders of images")
     k.add_argument("--method", choices=["beam", "greedy", "sample", "nucleus", "topk"], default="beam",
                    help="sample: top-k, then top-p (BLIP's sample=True, LAVIS's use_nucleus_sampling); nucleus: top-p only; topk: top-k only")
-    k.add_argument("--num-beams", type=int, default=3)
+    k.add_argument("--num-beams", type=_at_least(1), default=3)
     most, least = k.add_mutually_exclusive_group(), k.add_mutually_exclusive_group()
-    most.add_argument("--max-new-tokens", type=int, help="generated tokens at most, the end token included (default 30)")
-    most.add_argument("--max-length", type=int, help="the whole sequence at most, decoder prompt ([DEC] + prompt) included, as LAVIS and BLIP count it")
-    least.add_argument("--min-new-tokens", type=int, help="generated tokens before the end token may come (default 5)")
-    least.add_argument("--min-length", type=int, help="the whole sequence at least, decoder prompt included, as LAVIS and BLIP count it")
+    most.add_argument("--max-new-tokens", type=_at_least(1), help="generated tokens at most, the end token included (default 30)")
+    most.add_argument("--max-length", type=_at_least(1), help="the whole sequence at most, decoder prompt ([DEC] + prompt) included, as LAVIS and BLIP count it")
+    least.add_argument("--min-new-tokens", type=_at_least(0), help="generated tokens before the end token may come (default 5)")
+    least.add_argument("--min-length", type=_at_least(0), help="the whole sequence at least, decoder prompt included, as LAVIS and BLIP count it")
     k.add_argument("--top-p", type=float, default=0.9, help="sample / nucleus: the probability mass kept (1: off)")
-    k.add_argument("--top-k", type=int, default=50, help="sample / topk: the most likely tokens kept (0: off)")
+    k.add_argument("--top-k", type=_at_least(0), default=50, help="sample / topk: the most likely tokens kept (0: off)")
     k.add_argument("--temperature", type=float, default=1.0, help="sampling: logits are divided by it first")
     k.add_argument("--repetition-penalty", type=float, default=1.0, help="BLIP's and LAVIS's sampling use 1.1")
     k.add_argument("--length-penalty", type=float, default=1.0, help="beam: scores are divided by length ** this")
@@ -397,7 +407,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Prints each query and its best images with their scores (or JSON lines with --json).")
     s.add_argument("--images", nargs="+", required=True, help="image files and/or folders: the gallery")
     s.add_argument("--query", nargs="+", required=True, help="one or more text queries")
-    s.add_argument("-k", "--k", type=int, default=5, help="results per query")
+    s.add_argument("-k", "--k", type=_at_least(1), default=5, help="results per query")
     s.add_argument("--itm", action="store_true", help="re-rank the top results with the ITM head (slower, sharper)")
     s.add_argument("--dtype", choices=DTYPES, default="auto", help=DTYPE_HELP)
     _model_options(s, 32, "checkpoint (BLIP retrieval or BLIP-2 stage 1)")
@@ -408,7 +418,7 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("images", nargs="+", help="image files and/or folders")
     z.add_argument("--labels", nargs="+", required=True, help="candidate labels (several words, or one comma-separated string)")
     z.add_argument("--template", help="e.g. 'a photo of a {}.'; default: by the model's language")
-    z.add_argument("--top", type=int, default=3, help="labels printed per image")
+    z.add_argument("--top", type=_at_least(1), default=3, help="labels printed per image")
     _model_options(z, 32, "checkpoint")
     z.set_defaults(func=_cmd_classify)
     e = sub.add_parser("eval", help="score a model: caption metrics or retrieval recall@K on a dataset",
@@ -418,13 +428,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="Karpathy / STAIR / ... annotation .json, or easy-vqa[:test]")
     e.add_argument("--image-root", help="folder the annotation's image paths are relative to")
     e.add_argument("--method", choices=["beam", "greedy", "nucleus", "topk"], default="beam")
-    e.add_argument("--num-beams", type=int, default=3)
-    e.add_argument("--max-new-tokens", type=int, default=30, help="caption: generated tokens at most (the end token included)")
-    e.add_argument("--min-new-tokens", type=int, default=5, help="caption: generated tokens at least")
+    e.add_argument("--num-beams", type=_at_least(1), default=3)
+    e.add_argument("--max-new-tokens", type=_at_least(1), default=30, help="caption: generated tokens at most (the end token included)")
+    e.add_argument("--min-new-tokens", type=_at_least(0), default=5, help="caption: generated tokens at least")
     e.add_argument("--dtype", choices=DTYPES, default="auto", help=DTYPE_HELP)
-    e.add_argument("--k-test", type=int, default=256, help="retrieval: candidates ITM re-ranks (LAVIS: 256 COCO, 128 Flickr30k)")
+    e.add_argument("--k-test", type=_at_least(1), default=256, help="retrieval: candidates ITM re-ranks (LAVIS: 256 COCO, 128 Flickr30k)")
     e.add_argument("--no-itm", action="store_true", help="retrieval: ITC only")
-    e.add_argument("--limit", type=int, default=0, help="caption: the first N images only")
+    e.add_argument("--limit", type=_at_least(0), default=0, help="caption: the first N images only")
     _model_options(e, 32, "checkpoint", json_out=False)
     e.set_defaults(func=_cmd_eval)
     r = sub.add_parser("train", help="train a recipe on your data, or the embedded default on easy-vqa",
@@ -440,19 +450,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--llm", help="blip2_stage2: local directory of the causal LM (AutoModelForCausalLM)")
     r.add_argument("--teacher", help="dlip: the BLIP teacher's checkpoint (pretrain / retrieval / caption file, transformers folder, blip_nb file)")
     r.add_argument("--out", help="run directory (default: runs/RECIPE; default recipe: models)")
-    r.add_argument("--steps", type=int, help="optimizer steps (default: the recipe's epochs)")
-    r.add_argument("--epochs", type=int)
-    r.add_argument("--batch-size", type=int, help="per process (default: the recipe's)")
-    r.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
+    r.add_argument("--steps", type=_at_least(1), help="optimizer steps (default: the recipe's epochs)")
+    r.add_argument("--epochs", type=_at_least(1))
+    r.add_argument("--batch-size", type=_at_least(1), help="per process (default: the recipe's)")
+    r.add_argument("--grad-accum", type=_at_least(1), help="micro-batches per optimizer step")
     r.add_argument("--lr", type=float, help="peak learning rate")
     r.add_argument("--precision", choices=DTYPES, default="auto", help="training autocast: " + DTYPE_HELP + "; fp16 on GPUs before Ampere")
     r.add_argument("--vision-precision", choices=["fp32", "bf16", "fp16"], help="hold the image encoder in this dtype (low memory)")
     r.add_argument("--no-cache", action="store_true", help="encode images every step (with augmentation) instead of caching features")
-    r.add_argument("--workers", type=int, help="DataLoader worker processes")
+    r.add_argument("--workers", type=_at_least(0), help="DataLoader worker processes")
     r.add_argument("--resume", help="auto (default: continue the run in --out), never, or a checkpoint path")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--quiet", action="store_true", help="no progress bars")
-    r.add_argument("--limit", type=int, default=0, help="default recipe: use only the first N train and test images (quick checks)")
+    r.add_argument("--limit", type=_at_least(0), default=0, help="default recipe: use only the first N train and test images (quick checks)")
     r.set_defaults(func=_cmd_train)
     return p
 
