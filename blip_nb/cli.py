@@ -344,7 +344,6 @@ def _at_least(lo:int):
         except ValueError: raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
         if v < lo: raise argparse.ArgumentTypeError(f"must be at least {lo}, not {v}")
         return v
-    parse.__name__ = f"integer >= {lo}"
     return parse
 
 def _model_options(p, batch_size:int, what:str="checkpoint", json_out:bool=True):

@@ -85,11 +85,9 @@ class _Meteor:
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, cwd=tempfile.gettempdir())
         self.lock = threading.Lock()
 
-    def ask(self, line:str) -> str:
-        "Send one request line; its (first) answer line."
+    def send(self, line:str):
         try: self.p.stdin.write((line + "\n").encode()); self.p.stdin.flush()
         except OSError: self.stopped()  # it is gone already (a broken pipe)
-        return self.read()
 
     def read(self) -> str:
         out = self.p.stdout.readline()
@@ -105,6 +103,7 @@ class _Meteor:
         self.p.kill(); self.p.wait(); self.err.close()
 
 _METEORS: dict = {}  # (java, jar) -> _Meteor
+_METEORS_LOCK = threading.Lock()
 atexit.register(lambda: [m.close() for m in _METEORS.values()])
 
 def meteor_score(gts:dict, # {image: [tokenized reference, ...]}
@@ -114,17 +113,18 @@ def meteor_score(gts:dict, # {image: [tokenized reference, ...]}
     jar = pycocoevalcap_dir()/"meteor"/METEOR_JAR
     if not jar.is_file(): raise FileNotFoundError(f"{jar} not found")
     key = (find_java(java), str(jar))
-    m = _METEORS.get(key)
-    if m is None or m.p.poll() is not None: m = _METEORS[key] = _Meteor(*key)  # (re)started when missing or dead
+    with _METEORS_LOCK:
+        m = _METEORS.get(key)
+        if m is None or m.p.poll() is not None: m = _METEORS[key] = _Meteor(*key)  # (re)started when missing or dead
     with m.lock:
         try:
             stats, seen = [], {}
             for k in res:  # one SCORE request per image gives its sufficient statistics (asked once per distinct request) ...
                 req = " ||| ".join(["SCORE", *(_clean(r) for r in gts[k]), _clean(res[k][0])])
-                if req not in seen: seen[req] = m.ask(req)
+                if req not in seen: m.send(req); seen[req] = m.read()
                 stats.append(seen[req])
-            line = m.ask(" ||| ".join(["EVAL", *stats]))  # ... and one EVAL turns them into per-image scores, then the corpus score
-            scores = [float(line)] + [float(m.read()) for _ in stats[1:]]
+            m.send(" ||| ".join(["EVAL", *stats]))  # ... and one EVAL turns them into per-image scores, then the corpus score
+            scores = [float(m.read()) for _ in stats]
             return float(m.read()), scores
         except BaseException:  # a half-read answer would shift every later one: this process is not used again
             _METEORS.pop(key, None); m.close()
