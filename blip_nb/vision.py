@@ -18,6 +18,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from .config import CheckpointError, VisionConfig, resolve_path
+from .errors import read_state_file
 
 # %% auto #0
 __all__ = ['check_pixels', 'freeze', 'set_precision', 'ViTEncoder', 'EvaEncoder', 'load_state_file', 'build_vision_encoder',
@@ -141,16 +142,8 @@ def _family(cfg:VisionConfig) -> str:
     return "vit"
 
 def load_state_file(path) -> dict:
-    "A state dict from a `.safetensors` file or a `.pth`/`.bin` file (loaded with `weights_only=True`)."
-    path = Path(resolve_path(path))
-    if not path.exists(): raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict): sd = sd["model"]  # BLIP/LAVIS wrap
-    if not isinstance(sd, dict): raise ValueError(f"{path} does not hold a state dict (got {type(sd).__name__})")
-    return sd
+    "A state dict from a `.safetensors` or `.pth`/`.bin` file, or a `package:NAME` asset, through `errors.read_state_file`."
+    return read_state_file(resolve_path(path))[0]
 
 def _weights_state(model, cfg:VisionConfig) -> dict:
     "The state dict `cfg.weights` gives `model`: our own names, or an encoder's own file (EVA / CLIP / timm / open_clip names)."
