@@ -4,11 +4,12 @@
 
 # %% ../nbs/16_cli.ipynb #f7188195
 from __future__ import annotations
-import argparse, contextlib, json, sys, time, warnings
+import argparse, contextlib, json, os, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'DTYPES', 'DTYPE_HELP', 'demo_photos', 'ensure_default', 'caption_gallery', 'demo', 'image_args', 'main']
+__all__ = ['IMAGE_EXTS', 'DTYPES', 'DTYPE_HELP', 'DEBUG_ENV', 'demo_photos', 'ensure_default', 'caption_gallery', 'demo',
+           'image_args', 'main']
 
 # %% ../nbs/16_cli.ipynb #c43487a2
 def demo_photos() -> list[tuple[str, "Image.Image"]]:
@@ -253,7 +254,9 @@ def _cmd_train(a):
         print(f"{a.recipe}: {r.train.status} at step {r.train.step}; its checkpoint is in {r.train.checkpoint.parent if r.train.checkpoint else a.out}: "
               "run the same command again to resume", file=sys.stderr)
         return 130
-    print(f"{a.recipe}: done after {r.train.step} steps ({r.train.precision}, {r.seconds}); last losses {last}; saved {r.checkpoint}")
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(r.train.skipped.items(), key=lambda kv: -kv[1])) or "none"
+    print(f"{a.recipe}: done after {r.train.step} steps ({r.train.precision}, {r.seconds}); last losses {last}; "
+          f"samples skipped: {skipped}; saved {r.checkpoint}")
     return 0
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -287,7 +290,8 @@ def _cmd_caption(a):
     return 0 if all(c is not None for c in caps) else 1
 
 def _cmd_retrieve(a):
-    from blip_nb.retrieval import Retriever
+    from blip_nb.retrieval import Retriever, _texts
+    _texts(a.query)  # every query checked before any work: one blank query fails the command, not after the first results
     paths = image_args(a.images)
     r = Retriever(a.model, lang=a.lang, dtype=a.dtype)
     g = r.embed_images(paths, batch_size=a.batch_size, progress=not a.quiet and len(paths) > a.batch_size,
@@ -324,12 +328,14 @@ def _cmd_eval(a):
         r = evaluate_captions(a.model, ds, method=a.method, num_beams=a.num_beams, max_new_tokens=a.max_new_tokens,
                               min_new_tokens=a.min_new_tokens, batch_size=a.batch_size, dtype=a.dtype, skip_errors=True,
                               progress=not a.quiet)
-        result = {"task": "caption", "data": str(a.data), "images": len(ds), "skipped": len(r.skipped), "metrics": r.metrics}
+        result = {"task": "caption", "data": str(a.data), "images": len(ds), "skipped": len(r.skipped),
+                  "refused": len(r.refused), "metrics": r.metrics}
     else:
         from blip_nb.data import RetrievalEvalSet
         from blip_nb.retrieval import Retriever
         if str(a.data).split(":")[0] == "easy-vqa": ev = RetrievalEvalSet.from_easy_vqa(str(a.data).partition(":")[2] or "test", a.lang)
         else: ev = RetrievalEvalSet.from_karpathy(a.data, a.image_root or Path(a.data).parent, lang=a.lang)
+        ev.image_paths()  # every image inside the image root, checked before a model is loaded
         if a.limit: raise ValueError("--limit applies to caption evaluation only (a retrieval set's positives span all of it)")
         r = Retriever(a.model, lang=a.lang, dtype=a.dtype)
         result = {"task": "retrieval", "data": str(a.data), **r.evaluate(ev, k_test=a.k_test, use_itm=not a.no_itm,
@@ -343,6 +349,16 @@ def _at_least(lo:int):
         try: v = int(text)
         except ValueError: raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
         if v < lo: raise argparse.ArgumentTypeError(f"must be at least {lo}, not {v}")
+        return v
+    return parse
+
+def _in_range(lo:float, hi:float, lo_open:bool=True):
+    "An argparse type: a number in (lo, hi] (or [lo, hi]), refused at parse time with exit code 2 otherwise."
+    def parse(text:str) -> float:
+        try: v = float(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (v > lo if lo_open else v >= lo) or not v <= hi:
+            raise argparse.ArgumentTypeError(f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], not {text}")
         return v
     return parse
 
@@ -362,6 +378,7 @@ DTYPE_HELP = '"auto" (default): bf16 where this machine does it fast (CPUs with 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blip_nb", description="BLIP / BLIP-2 / Japanese BLIP-2 / DLIP in readable notebooks.")
+    p.add_argument("--debug", action="store_true", help=f"show the traceback of an error instead of its one-line message (or {DEBUG_ENV}=1)")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="the main job on the embedded default: train once, caption, retrieve, classify, score; writes a report")
     d.add_argument("--out", default="demo_out", help="report directory (default: demo_out)")
@@ -391,9 +408,9 @@ def _parser() -> argparse.ArgumentParser:
     most.add_argument("--max-length", type=_at_least(1), help="the whole sequence at most, decoder prompt ([DEC] + prompt) included, as LAVIS and BLIP count it")
     least.add_argument("--min-new-tokens", type=_at_least(0), help="generated tokens before the end token may come (default 5)")
     least.add_argument("--min-length", type=_at_least(0), help="the whole sequence at least, decoder prompt included, as LAVIS and BLIP count it")
-    k.add_argument("--top-p", type=float, default=0.9, help="sample / nucleus: the probability mass kept (1: off)")
+    k.add_argument("--top-p", type=_in_range(0, 1), default=0.9, help="sample / nucleus: the probability mass kept (1: off)")
     k.add_argument("--top-k", type=_at_least(0), default=50, help="sample / topk: the most likely tokens kept (0: off)")
-    k.add_argument("--temperature", type=float, default=1.0, help="sampling: logits are divided by it first")
+    k.add_argument("--temperature", type=_in_range(0, float("inf")), default=1.0, help="sampling: logits are divided by it first")
     k.add_argument("--repetition-penalty", type=float, default=1.0, help="BLIP's and LAVIS's sampling use 1.1")
     k.add_argument("--length-penalty", type=float, default=1.0, help="beam: scores are divided by length ** this")
     k.add_argument("--prompt", help="BLIP: text the caption continues; BLIP-2 + LLM: the LLM prompt")
@@ -465,19 +482,33 @@ def _parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_train)
     return p
 
+DEBUG_ENV = "BLIP_NB_DEBUG"
+
+def _one_line(e:BaseException) -> str:
+    "An error as one line: its message (a KeyError's without quotes); an unexpected kind also names itself and --debug."
+    from blip_nb.errors import BlipNbError
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    msg = " ".join(msg.split()) or "(no message)"
+    expected = isinstance(e, (BlipNbError, FileNotFoundError, KeyError, ValueError, TypeError)) or _is(e, "blip_nb.data", "BadSample")
+    return msg if expected else f"{type(e).__name__}: {msg} (unexpected: --debug shows where)"
+
 def main(argv=None) -> int:
-    "The `blip_nb` command: returns the exit code (0 ok, 1 bad input, 2 bad usage)."
+    "The `blip_nb` command: returns the exit code (0 ok, 1 an error, 2 bad usage, 130 interrupted); every error is one line on stderr."
     a = _parser().parse_args(argv)
+    debug = a.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         _load_given_model(a)
         return a.func(a)
+    except KeyboardInterrupt:
+        if debug: raise
+        print(f"blip_nb {a.command}: interrupted", file=sys.stderr)
+        return 130
     except Exception as e:
+        if debug: raise
         if _is(e, "blip_nb.recipes", "TrainingInterrupted"):  # a signal stopped training: nothing was installed, the next run resumes
-            print(f"blip_nb {a.command}: {e}", file=sys.stderr)
+            print(f"blip_nb {a.command}: {_one_line(e)}", file=sys.stderr)
             return 130
-        if not (isinstance(e, (FileNotFoundError, KeyError, ValueError, TypeError)) or _is(e, "blip_nb.data", "BadSample")): raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"blip_nb {a.command}: error: {msg}", file=sys.stderr)
+        print(f"blip_nb {a.command}: error: {_one_line(e)}", file=sys.stderr)
         return 1
 
 def _load_given_model(a):

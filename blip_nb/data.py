@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from .tokenizer import clean_text
+from .errors import BadInputError
 
 # %% auto #0
 __all__ = ['log', 'MAX_PIXELS', 'EASY_VQA_COLORS', 'EASY_VQA_SHAPES', 'TRIANGLE_MAX_FILL', 'CIRCLE_MAX_FILL', 'pre_caption',
@@ -218,9 +219,11 @@ class CaptionDataset(Dataset):
     def __len__(self): return len(self.items)
 
     def image_path(self, i:int) -> Path:
-        "The file of item `i` (not yet checked: `load_image` checks it)."
+        "The file of item `i` under the image root; a `BadSample` if it leaves the root (`..`, an absolute path, a symlink out)."
         p = Path(str(self.items[i]["image"]))
-        return p if self.image_root is None or p.is_absolute() else self.image_root/p
+        if self.image_root is None: return p
+        resolve_image_path(p, self.image_root)  # the containment rule training and `load_image` apply
+        return p if p.is_absolute() else self.image_root/p
 
     def caption(self, i:int) -> str:
         "The cleaned caption of item `i`, or a `BadSample` when nothing is left."
@@ -582,6 +585,16 @@ class RetrievalEvalSet:
         ds = EasyVQACaptions(split, lang)
         return cls.from_captions([it["image"] for it in ds.items], [[it["caption"]] for it in ds.items], ds.image_root, lang,
                                  merge_identical=True)
+
+    def image_paths(self) -> list[Path]:
+        "Every image's file under `image_root`; a `BadInputError` naming those that leave it (positives index every image: none can be dropped)."
+        out, bad = [], []
+        for im in self.images:
+            try: out.append(Path(im) if self.image_root is None else resolve_image_path(im, self.image_root))
+            except BadSample as e: bad.append(str(e))
+        if bad: raise BadInputError(f"{len(bad)} of the retrieval set's {len(self.images)} images cannot be used: {bad[0]}"
+                                    + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+        return out
 
     def image_dataset(self, transform=None, skip_log:SkipLog|None=None, name:str="eval") -> CaptionDataset:
         "A `CaptionDataset` of the images (one item each, caption = its first positive text), to embed the images."

@@ -14,6 +14,7 @@ from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PUNCTUATIONS
 
 from .caption import as_image_list, generate, load_model, model_lang
+from .data import BadSample
 
 # %% auto #0
 __all__ = ['PTB_JAR', 'METEOR_JAR', 'SPICE_JAR', 'CORENLP', 'CORENLP_ENV', 'METRICS', 'pycocoevalcap_dir', 'find_java',
@@ -221,13 +222,19 @@ class CaptionEval:
     captions: list  # the generated caption of every image (None where it was skipped)
     refs: list  # the reference captions of every image
     skipped: list = field(default_factory=list)  # positions of the images `generate` could not read (skip_errors=True)
+    refused: list = field(default_factory=list)  # "file: reason" of dataset items whose path leaves the image root
 
-def dataset_references(ds) -> tuple[list[Path], list[list[str]]]:
-    "Each distinct image of a caption dataset (its path) with all its non-empty captions, in first-seen order."
-    groups: dict = {}
+def dataset_references(ds, refused:list|None=None, # collects "file: reason" of each item refused
+                      ) -> tuple[list[Path], list[list[str]]]:
+    "Each distinct image of a caption dataset (its path) with all its non-empty captions, in first-seen order; paths leaving the image root are refused."
+    groups, bad = {}, []
     for i, it in enumerate(ds.items):
+        try: path = ds.image_path(i)
+        except BadSample as e: bad.append(str(e)); continue
         cap = it.get("caption")
-        groups.setdefault(ds.image_path(i), []).extend([cap] if isinstance(cap, str) and cap.strip() else [])
+        groups.setdefault(path, []).extend([cap] if isinstance(cap, str) and cap.strip() else [])
+    if bad: warnings.warn(f"{len(bad)} of {len(ds.items)} items refused: {bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+    if refused is not None: refused.extend(bad)
     return list(groups), list(groups.values())
 
 def evaluate_captions(model=None, # a captioning model, a checkpoint path, or None for the trained embedded default
@@ -238,9 +245,10 @@ def evaluate_captions(model=None, # a captioning model, a checkpoint path, or No
                       **generate_kw, # for `generate`: method, num_beams, max_new_tokens, batch_size, skip_errors, progress, ...
                      ) -> CaptionEval:
     "Caption `images` with `generate` and score the captions against `refs` with `caption_metrics`."
+    refused = []
     if hasattr(images, "items") and hasattr(images, "image_path"):  # a caption dataset
         lang = lang or images.lang
-        paths, ds_refs = dataset_references(images)
+        paths, ds_refs = dataset_references(images, refused)
         images, refs = paths, (ds_refs if refs is None else refs)
     if images is None or refs is None: raise ValueError("evaluate_captions needs images and their reference captions (or a caption dataset)")
     images, refs = as_image_list(images), [[r] if isinstance(r, str) else list(r) for r in refs]
@@ -251,4 +259,4 @@ def evaluate_captions(model=None, # a captioning model, a checkpoint path, or No
     keep = [i for i, c in enumerate(caps) if c is not None]
     if not keep: raise ValueError("no image could be captioned")
     scores = caption_metrics([caps[i] for i in keep], [refs[i] for i in keep], lang, metrics, java, corenlp_dir)
-    return CaptionEval(scores, caps, refs, [i for i, c in enumerate(caps) if c is None])
+    return CaptionEval(scores, caps, refs, [i for i, c in enumerate(caps) if c is None], refused)

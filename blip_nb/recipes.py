@@ -17,12 +17,13 @@ from .blip2 import Blip2LLM, Blip2Qformer, qformer_generate
 from .config import (PRESETS, Blip2Config, Config, LLMConfig, cpu_capability, cpu_model, get_config, load_config,
                             resolve_precision)
 from .convert import load_checkpoint, save_checkpoint
-from .data import CaptionDataset, EasyVQACaptions, RetrievalEvalSet, SkipLog, collate, stable_id
+from .data import BadSample, CaptionDataset, EasyVQACaptions, RetrievalEvalSet, SkipLog, collate, stable_id
 from .layers import CheckpointError
 from .qformer import load_bert_into_qformer
 from .tokenizer import SwapReport, get_tokenizer, swap_tokenizer
 from .train import (CachedFeatures, FeatureCache, TrainConfig, TrainResult, _device, atomic_write,
-                           build_feature_cache, rank_world, train)
+                           build_feature_cache, rank_world, seed_everything, train)
+from .errors import BadInputError
 from .vision import eval_transform, set_precision, train_transform
 
 # %% auto #0
@@ -68,7 +69,9 @@ _TAR = re.compile(r"\.tar$|\{\d+\.\.\d+\}")
 
 def annotation_format(path) -> str:
     "Which annotation file `path` is: \"coco\" (STAIR / COCO captions), \"dlip\" (`all.json`) or \"karpathy\" (Karpathy splits, `vg_caption.json`)."
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    try: data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e: raise BadInputError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except UnicodeDecodeError as e: raise BadInputError(f"{path}: not UTF-8 text (byte {e.start}): is it an annotation .json?") from None
     if isinstance(data, dict):
         if "images" in data and "annotations" in data: return "coco"
         raise ValueError(f"{path}: a JSON object without 'images' and 'annotations' (keys: {sorted(data)[:8]}) is no caption format we know")
@@ -107,7 +110,11 @@ def load_captions(data, # "easy-vqa" / "easy-vqa:test", an annotation .json, or 
         read = {"coco": CaptionDataset.from_coco, "dlip": CaptionDataset.from_dlip, "karpathy": CaptionDataset.from_karpathy}[fmt]
         ds = read(p, root, name=p.stem, **kw)
     if not len(ds): raise ValueError(f"{p}: no image-caption pairs")
-    probe = [ds.image_path(i) for i in range(min(len(ds), 20))]
+    probe, outside = [], []
+    for i in range(min(len(ds), 20)):
+        try: probe.append(ds.image_path(i))
+        except BadSample as e: outside.append(str(e))
+    if not probe: raise BadInputError(f"{p}: none of the first {len(outside)} images can be used: {outside[0]}")
     if not any(q.exists() for q in probe):
         raise FileNotFoundError(f"{p}: none of the first {len(probe)} images exists (e.g. {probe[0]}): is the image root right?")
     return ds
@@ -262,10 +269,12 @@ def run_recipe(model:nn.Module, # a model whose forward(samples) returns its los
     return RecipeResult(model, ckpt, res, {"feature_cache": round(t_cache, 1), "train": round(time.time() - t0 - t_cache, 1)})
 
 # %% ../nbs/10a_recipes.ipynb #13637e7d
-def _recipe(name, model, data, out, image_root, lang, cache_features, cache_dir, eval_fn, train_kw) -> RecipeResult:
+def _recipe(name, build:Callable, data, out, image_root, lang, cache_features, cache_dir, eval_fn, train_kw) -> RecipeResult:
+    "Settings, then the data (a bad --data fails in a second, before a big model is built), then the seeded model, then training."
     tc = recipe_config(name, out, **train_kw)
     ds = data if isinstance(data, CaptionDataset) else load_captions(data, image_root, lang=lang)
-    return run_recipe(model, ds, tc, cache_features=cache_features, eval_fn=eval_fn, cache_dir=cache_dir)
+    seed_everything(tc.seed)  # the model's random initialisation is part of the run: the same seed, the same start
+    return run_recipe(build(), ds, tc, cache_features=cache_features, eval_fn=eval_fn, cache_dir=cache_dir)
 
 def blip2_stage1(data, # a data spec for `load_captions` or a `CaptionDataset`
                  out="runs/blip2_stage1", # run directory: checkpoints, metrics, loss curve, model.safetensors
@@ -275,8 +284,8 @@ def blip2_stage1(data, # a data spec for `load_captions` or a `CaptionDataset`
                  **train_kw, # any TrainConfig field: max_steps, batch_size, lr, precision, grad_accum, ...
                 ) -> RecipeResult:
     "BLIP-2 stage 1: ITC + ITM + ITG on image-caption pairs, image encoder frozen (its features cached)."
-    model = build_blip2(config, init, tokenizer, vision_precision)
-    return _recipe("blip2_stage1", model, data, out, image_root, lang, cache_features, cache_dir, eval_fn, train_kw)
+    build = lambda: build_blip2(config, init, tokenizer, vision_precision)
+    return _recipe("blip2_stage1", build, data, out, image_root, lang, cache_features, cache_dir, eval_fn, train_kw)
 
 def blip2_japanese(data, out="runs/blip2_japanese", *, config="blip2_vitg",
                    init=None, # an English stage-1 checkpoint (e.g. LAVIS blip2_pretrained.pth); None = the config's BERT
@@ -285,9 +294,11 @@ def blip2_japanese(data, out="runs/blip2_japanese", *, config="blip2_vitg",
                    eval_fn=None, **train_kw) -> RecipeResult:
     "BLIP-2 Japanese: an English stage-1 model's vocabulary swapped for a Japanese one, then stage 1 on Japanese captions."
     cfg = _config(config, "blip2_vitg")
-    model = build_blip2(cfg, init, vision_precision=vision_precision)
-    if cfg.qformer.bert.lang != "ja": to_japanese(model, ja_tokenizer)  # a Japanese-BERT config needs no swap
-    return _recipe("blip2_japanese", model, data, out, image_root, "ja", cache_features, cache_dir, eval_fn, train_kw)
+    def build():
+        model = build_blip2(cfg, init, vision_precision=vision_precision)
+        if cfg.qformer.bert.lang != "ja": to_japanese(model, ja_tokenizer)  # a Japanese-BERT config needs no swap
+        return model
+    return _recipe("blip2_japanese", build, data, out, image_root, "ja", cache_features, cache_dir, eval_fn, train_kw)
 
 def blip2_stage2(data, out="runs/blip2_stage2", *, config="blip2_opt2.7b",
                  init=None, # the stage-1 checkpoint (or model) whose image encoder and Q-Former start stage 2
@@ -296,20 +307,20 @@ def blip2_stage2(data, out="runs/blip2_stage2", *, config="blip2_opt2.7b",
                  cache_dir=None, eval_fn=None, **train_kw) -> RecipeResult:
     "BLIP-2 stage 2: the Q-Former and a projection learn to prompt a frozen LLM with the image (LM loss on captions)."
     if init is None: warnings.warn("stage 2 without init=: the Q-Former starts untrained instead of from stage 1")
-    model = build_blip2_llm(config, init, llm, llm_tokenizer, vision_precision)
-    return _recipe("blip2_stage2", model, data, out, image_root, lang, cache_features, cache_dir, eval_fn, train_kw)
+    build = lambda: build_blip2_llm(config, init, llm, llm_tokenizer, vision_precision)
+    return _recipe("blip2_stage2", build, data, out, image_root, lang, cache_features, cache_dir, eval_fn, train_kw)
 
 def blip_retrieval(data, out="runs/blip_retrieval", *, config=None, init=None, image_root=None, lang:str="en",
                    vision_precision:str|None=None, eval_fn=None, **train_kw) -> RecipeResult:
     "BLIP retrieval fine-tuning: ITC with momentum distillation and a queue + ITM on hard negatives; the ViT trains too."
-    model = build_blip("retrieval", config, init, vision_precision=vision_precision)
-    return _recipe("blip_retrieval", model, data, out, image_root, lang, False, None, eval_fn, train_kw)
+    build = lambda: build_blip("retrieval", config, init, vision_precision=vision_precision)
+    return _recipe("blip_retrieval", build, data, out, image_root, lang, False, None, eval_fn, train_kw)
 
 def blip_caption(data, out="runs/blip_caption", *, config=None, init=None, image_root=None, lang:str="en",
                  vision_precision:str|None=None, eval_fn=None, **train_kw) -> RecipeResult:
     "BLIP caption fine-tuning: the LM loss of each caption after the prompt (\"a picture of \"); the ViT trains too."
-    model = build_blip("caption", config, init, vision_precision=vision_precision)
-    return _recipe("blip_caption", model, data, out, image_root, lang, False, None, eval_fn, train_kw)
+    build = lambda: build_blip("caption", config, init, vision_precision=vision_precision)
+    return _recipe("blip_caption", build, data, out, image_root, lang, False, None, eval_fn, train_kw)
 
 def dlip(data, out="runs/dlip", **kw) -> RecipeResult:
     "DLIP pre-training (`blip_nb.distill.dlip`, which builds on the recipes here: imported when used)."

@@ -14,6 +14,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .blip import BlipRetrieval
+from .errors import BadInputError
+from .tokenizer import clean_text
 from .blip2 import Blip2Qformer
 from .caption import _autocast, _precision, as_image_list, load_model, pixel_batches, to_image
 from .data import RetrievalEvalSet
@@ -198,11 +200,16 @@ class Hits(NamedTuple):
     indices: torch.Tensor
 
 def _texts(texts) -> list:
-    "A list of non-empty strings, or a ValueError that says which are not."
+    "A list of strings with something visible in each, or a `BadInputError` that says which are not."
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, (str, list, tuple)):
+        raise BadInputError(f"texts must be a str or a list of str, not {type(texts).__name__}")
     texts = [texts] if isinstance(texts, str) else list(texts)
-    if not texts: raise ValueError("no texts given")
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if bad: raise ValueError(f"empty query / text at position(s) {bad[:8]}{' ...' if len(bad) > 8 else ''}")
+    if not texts: raise BadInputError("no texts given")
+    wrong = [f"{i} is a {type(t).__name__}" for i, t in enumerate(texts) if not isinstance(t, str)]
+    if wrong: raise BadInputError(f"texts must be str: position {', '.join(wrong[:4])}")
+    blank = [i for i, t in enumerate(texts) if not clean_text(t, nfkc=False)]  # control / zero-width characters do not count
+    if blank: raise BadInputError(f"empty query / text (nothing visible) at position(s) {blank[:8]}{' ...' if len(blank) > 8 else ''}"
+                                  + (f": {texts[blank[0]]!r}" if texts[blank[0]] else ""))
     return texts
 
 # %% ../nbs/12_retrieval.ipynb #2d467f77
@@ -339,9 +346,7 @@ class Retriever:
         "Recall@K both ways on a retrieval set with ITC alone and with ITC -> ITM re-ranking, and the time each stage took."
         secs, t = {}, time.perf_counter()
         if gallery is None:
-            root = eval_set.image_root
-            paths = [Path(p) if root is None or Path(p).is_absolute() else Path(root)/p for p in eval_set.images]
-            gallery = self.embed_images(paths, batch_size, progress, keep_embeds=use_itm)
+            gallery = self.embed_images(eval_set.image_paths(), batch_size, progress, keep_embeds=use_itm)
             secs["images"] = time.perf_counter() - t; t = time.perf_counter()
         if len(gallery) != len(eval_set.images):
             raise ValueError(f"the gallery has {len(gallery)} rows for {len(eval_set.images)} images")

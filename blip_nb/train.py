@@ -538,8 +538,8 @@ def find_resume(model:nn.Module, out_dir, resume:str="auto") -> tuple[dict, Path
     for ptr, base in cands:
         w, s = base/ptr["weights"], base/ptr["state"]
         try:
-            check_same_model(model, read_metadata(w), w)
             state = load_pickle(s)
+            check_same_model(model, read_metadata(w), w)
             if not isinstance(state, dict) or not {"optimizer", "scheduler", "progress"} <= set(state):
                 raise CheckpointError(f"{s}: not a training state saved by blip_nb's train (keys {list(state)[:5] if isinstance(state, dict) else type(state).__name__})")
         except (CheckpointError, FileNotFoundError) as e:
