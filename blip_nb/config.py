@@ -22,6 +22,25 @@ def _config_type(tp):
         if isinstance(t, type) and issubclass(t, Config): return t
     return None
 
+_SIZES = {"image_size", "width", "patch_size", "vocab_size", "hidden", "layers", "intermediate",
+          "max_positions", "num_query_tokens", "embed_dim", "encoder_width", "max_txt_len"}  # at least 1 of each (a CNN encoder has no depth or heads: 0)
+
+def _check_field(name:str, v, hint, sub) -> None:
+    "A `BadConfigError` naming the field when a config file's value has the wrong type or sign."
+    args = typing.get_args(hint)
+    if v is None:
+        if type(None) in args or hint is typing.Any: return
+        raise BadConfigError(f"{name}: may not be null")
+    if sub is not None: raise BadConfigError(f"{name}: expected a {sub.__name__} (a JSON object), got {type(v).__name__} {v!r}")
+    kinds = [t for t in (args or (hint,)) if t in (int, float, str, bool)]
+    if not kinds: return  # tuples, Literals, Any: the model checks them
+    ok = any(isinstance(v, t) and not (t in (int, float) and isinstance(v, bool)) or (t is float and isinstance(v, int) and not isinstance(v, bool))
+             for t in kinds)
+    if not ok: raise BadConfigError(f"{name}: expected {' or '.join(t.__name__ for t in kinds)}, got {type(v).__name__} {v!r}")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        lo = 1 if name in _SIZES else 0
+        if v < lo: raise BadConfigError(f"{name}: must be at least {lo}, not {v}")
+
 class Config:
     "Base of all blip_nb configs: dict/JSON round trip, `replace`, and named presets."
     def to_dict(self) -> dict:
@@ -40,8 +59,11 @@ class Config:
         kw = {}
         for k, v in d.items():
             sub = _config_type(hints[k])
-            if sub is not None and isinstance(v, dict): v = sub.from_dict(v)
+            if sub is not None and isinstance(v, dict):
+                try: v = sub.from_dict(v)
+                except BadConfigError as e: raise BadConfigError(f"{k}.{e}") from None  # the field's path: vision.width
             elif isinstance(v, list) and tuple in (hints[k], typing.get_origin(hints[k])): v = tuple(v)
+            else: _check_field(k, v, hints[k], sub)
             kw[k] = v
         return cls(**kw)
 
@@ -352,7 +374,8 @@ def load_config(path) -> Config:
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
     name = d.get("config_class") if isinstance(d, dict) else None
     if name not in _CLASSES: raise ValueError(f"{path} has no known `config_class` (got {name!r}); expected one of {list(_CLASSES)}")
-    return _CLASSES[name].from_dict(d)
+    try: return _CLASSES[name].from_dict(d)
+    except BadConfigError as e: raise BadConfigError(f"{path}: {e}") from None
 
 # %% ../nbs/00_config.ipynb #8a7de00f
 PACKAGED = {  # name -> (distribution to pip install, import name, path inside the package)

@@ -22,10 +22,10 @@ from .errors import BadInputError
 # %% auto #0
 __all__ = ['log', 'MAX_PIXELS', 'EASY_VQA_COLORS', 'EASY_VQA_SHAPES', 'TRIANGLE_MAX_FILL', 'CIRCLE_MAX_FILL', 'pre_caption',
            'pre_caption_ja', 'clean_caption', 'stable_id', 'BadSample', 'SkipLog', 'resolve_image_path', 'to_rgb_safe',
-           'load_image', 'decode_image', 'CaptionDataset', 'collate', 'read_karpathy', 'read_coco_captions',
-           'read_dlip', 'read_img2dataset_files', 'read_img2dataset_parquet', 'WebDatasetCaptions', 'easy_vqa_caption',
-           'easy_vqa_answers', 'easy_vqa_palette', 'easy_vqa_from_pixels', 'easy_vqa_attributes', 'EasyVQACaptions',
-           'RetrievalEvalSet']
+           'load_image', 'decode_image', 'CaptionDataset', 'collate', 'usable_rows', 'read_karpathy',
+           'read_coco_captions', 'read_dlip', 'read_img2dataset_files', 'read_img2dataset_parquet',
+           'WebDatasetCaptions', 'easy_vqa_caption', 'easy_vqa_answers', 'easy_vqa_palette', 'easy_vqa_from_pixels',
+           'easy_vqa_attributes', 'EasyVQACaptions', 'RetrievalEvalSet']
 
 # %% ../nbs/09_data.ipynb #5ddc91d8
 _BLIP_PUNCT = re.compile(r'[.!"()*#:;~]')
@@ -289,12 +289,27 @@ def _read_json(path):
     try: return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
 
+def usable_rows(path, rows:list, need:tuple, what:str="entries") -> list[dict]:
+    "The rows that are JSON objects holding every key in `need`; the others are counted per problem in one warning naming the file."
+    good, bad, first = [], Counter(), {}
+    for i, e in enumerate(rows):
+        why = "not an object" if not isinstance(e, dict) else \
+              next((f"no '{k}'" for k in need if e.get(k) is None), None)
+        if why is None: good.append(e)
+        else: bad[why] += 1; first.setdefault(why, i)
+    reasons = ", ".join(f"{n} {why} (first: #{first[why]})" for why, n in bad.most_common())
+    if rows and not good: raise BadInputError(f"{path}: none of its {len(rows)} {what} can be used: {reasons}")
+    if bad:
+        msg = f"{path}: {sum(bad.values())} of {len(rows)} {what} left out: {reasons}"
+        log.warning(msg); warnings.warn(msg)
+    return good
+
 def read_karpathy(path) -> list[dict]:
     "Items from a Karpathy-split JSON (COCO or Flickr30k; one caption per entry, or a list of captions per entry)."
     data = _read_json(path)
     if not isinstance(data, list): raise ValueError(f"{path}: a Karpathy split is a JSON list, got {type(data).__name__}")
     items = []
-    for e in data:
+    for e in usable_rows(path, data, ("image", "caption")):
         key = e.get("image_id", e["image"])
         caps = e["caption"] if isinstance(e["caption"], list) else [e["caption"]]
         items += [{"image": e["image"], "caption": c, "image_key": key} for c in caps]
@@ -315,9 +330,9 @@ def read_coco_captions(path, # COCO-format caption annotations (STAIR Captions, 
     data = _read_json(path)
     if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
         raise ValueError(f"{path}: a COCO-format file has 'images' and 'annotations'")
-    files = {im["id"]: im["file_name"] for im in data["images"]}
+    files = {im["id"]: im["file_name"] for im in usable_rows(path, data["images"], ("id", "file_name"), "'images' entries")}
     items, missing = [], 0
-    for a in data["annotations"]:
+    for a in usable_rows(path, data["annotations"], ("image_id", "caption"), "'annotations' entries"):
         if a["image_id"] not in files: missing += 1; continue
         items.append({"image": str(Path(image_dir)/files[a["image_id"]]) if image_dir else files[a["image_id"]],
                       "caption": a["caption"], "image_key": a["image_id"]})
@@ -335,7 +350,8 @@ def read_dlip(path) -> list[dict]:
     "Items from DLIP's merged JSON: a list of {caption, image_root (the image path), id}."
     data = _read_json(path)
     if not isinstance(data, list): raise ValueError(f"{path}: DLIP's all.json is a JSON list")
-    return [{"image": e["image_root"], "caption": e["caption"], "image_key": e.get("id", e["image_root"])} for e in data]
+    return [{"image": e["image_root"], "caption": e["caption"], "image_key": e.get("id", e["image_root"])}
+            for e in usable_rows(path, data, ("image_root", "caption"))]
 
 @classmethod
 def _from_dlip(cls, ann_file, image_root=None, transform=None, name="dlip", **kw):
@@ -373,6 +389,8 @@ def read_img2dataset_parquet(root, # folder holding img2dataset's {shard}.parque
     items = []
     for f in files:
         t = pq.read_table(f).to_pydict()
+        lacking = [c for c in ("key", "caption") if c not in t]
+        if lacking: raise BadInputError(f"{f}: no {' or '.join(map(repr, lacking))} column (columns: {sorted(t)[:10]}): not img2dataset metadata")
         status = t.get("status", ["success"] * len(t["key"]))
         items += [{"image": f"{f.stem}/{k}.{ext}", "caption": c, "image_key": k}
                   for k, c, s in zip(t["key"], t["caption"], status) if s == "success"]

@@ -9,7 +9,7 @@ NOTEBOOKS = sorted((ROOT / "nbs").glob("*.ipynb"))
 
 
 def test_notebooks_found():
-    assert [p.name for p in NOTEBOOKS[:2]] == ["00_config.ipynb", "01_tokenizer.ipynb"]
+    assert [p.name for p in NOTEBOOKS[:3]] == ["00_config.ipynb", "00a_errors.ipynb", "01_tokenizer.ipynb"]
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
