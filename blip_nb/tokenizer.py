@@ -14,6 +14,7 @@ from torch import nn
 from transformers import BertJapaneseTokenizer, BertTokenizer
 
 from .config import resolve_path
+from .errors import BadInputError
 
 # %% auto #0
 __all__ = ['BLIP_SPECIAL_TOKENS', 'DEFAULT_VOCAB', 'BUNDLED_VOCABS', 'check_text', 'clean_text', 'BlipTokenizer', 'join_pieces',
@@ -56,6 +57,7 @@ class _BlipTokenizerMixin:
     def __call__(self, text=None, text_pair=None, *args, **kwargs):
         if text is None and kwargs.get("text_target") is None: raise TypeError("text is required: a str or a list of str")
         if text is not None: check_text(text)
+        if isinstance(text, (list, tuple)) and not text: raise BadInputError("text is an empty list: nothing to tokenize")
         if text_pair is not None: check_text(text_pair, "text_pair")
         return super().__call__(text, text_pair, *args, **kwargs)
 
