@@ -32,13 +32,19 @@ def _check_field(name:str, v, hint, sub) -> None:
         if type(None) in args or hint is typing.Any: return
         raise BadConfigError(f"{name}: may not be null")
     if sub is not None: raise BadConfigError(f"{name}: expected a {sub.__name__} (a JSON object), got {type(v).__name__} {v!r}")
+    if typing.get_origin(hint) is tuple:  # betas: tuple[float, float]; features: tuple[str, ...]
+        if not isinstance(v, (list, tuple)): raise BadConfigError(f"{name}: expected a list, got {type(v).__name__} {v!r}")
+        el = [a for a in args if a is not Ellipsis]
+        if Ellipsis not in args and len(v) != len(el): raise BadConfigError(f"{name}: expected {len(el)} values, got {len(v)}")
+        for i, x in enumerate(v): _check_field(f"{name}[{i}]", x, el[0] if Ellipsis in args else el[i], None)
+        return
     kinds = [t for t in (args or (hint,)) if t in (int, float, str, bool)]
     if not kinds: return  # tuples, Literals, Any: the model checks them
     ok = any(isinstance(v, t) and not (t in (int, float) and isinstance(v, bool)) or (t is float and isinstance(v, int) and not isinstance(v, bool))
              for t in kinds)
     if not ok: raise BadConfigError(f"{name}: expected {' or '.join(t.__name__ for t in kinds)}, got {type(v).__name__} {v!r}")
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        lo = 1 if name in _SIZES else 0
+        lo = 1 if name in _SIZES else 0 if "[" not in name else -float("inf")  # a list's values (means) may be negative
         if v < lo: raise BadConfigError(f"{name}: must be at least {lo}, not {v}")
 
 class Config:
@@ -62,8 +68,9 @@ class Config:
             if sub is not None and isinstance(v, dict):
                 try: v = sub.from_dict(v)
                 except BadConfigError as e: raise BadConfigError(f"{k}.{e}") from None  # the field's path: vision.width
-            elif isinstance(v, list) and tuple in (hints[k], typing.get_origin(hints[k])): v = tuple(v)
-            else: _check_field(k, v, hints[k], sub)
+            else:
+                _check_field(k, v, hints[k], sub)
+                if isinstance(v, list) and tuple in (hints[k], typing.get_origin(hints[k])): v = tuple(v)
             kw[k] = v
         return cls(**kw)
 
