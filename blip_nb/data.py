@@ -386,15 +386,16 @@ def read_img2dataset_parquet(root, # folder holding img2dataset's {shard}.parque
     except ImportError: raise ImportError("reading parquet needs pyarrow: pip install pyarrow") from None
     files = sorted(Path(root).glob("*.parquet"))
     if not files: raise FileNotFoundError(f"no .parquet files in {root}")
-    items = []
+    rows = []
     for f in files:
-        t = pq.read_table(f).to_pydict()
+        try: t = pq.read_table(f).to_pydict()
+        except Exception as e: raise BadInputError(f"{f}: not a readable parquet file ({type(e).__name__}: {e})") from None
         lacking = [c for c in ("key", "caption") if c not in t]
         if lacking: raise BadInputError(f"{f}: no {' or '.join(map(repr, lacking))} column (columns: {sorted(t)[:10]}): not img2dataset metadata")
         status = t.get("status", ["success"] * len(t["key"]))
-        items += [{"image": f"{f.stem}/{k}.{ext}", "caption": c, "image_key": k}
-                  for k, c, s in zip(t["key"], t["caption"], status) if s == "success"]
-    return items
+        rows += [{"shard": f.stem, "key": k, "caption": c} for k, c, s in zip(t["key"], t["caption"], status) if s == "success"]
+    return [{"image": f"{r['shard']}/{r['key']}.{ext}", "caption": r["caption"], "image_key": r["key"]}
+            for r in usable_rows(root, rows, ("key", "caption"), "downloaded rows")]
 
 @classmethod
 def _from_img2dataset(cls, root, transform=None, metadata:str="files", name="img2dataset", ext="jpg", **kw):
@@ -419,7 +420,9 @@ class WebDatasetCaptions(IterableDataset):
         self.shuffle, self.seed = shuffle, seed
 
     def _handler(self, exn) -> bool:
-        self.skip_log.add(BadSample(getattr(exn, "filename", self.urls), "corrupt shard", f"{type(exn).__name__}: {exn}"))
+        "Count a shard that cannot be read (truncated, not a tar) under its own file name, and go on."
+        shard = next((a for a in reversed(exn.args) if isinstance(a, str) and ".tar" in a), getattr(exn, "filename", None) or self.urls)
+        self.skip_log.add(BadSample(shard, "corrupt shard", f"{type(exn).__name__}: {exn.args[0] if exn.args else exn}"))
         return True  # keep going with the next sample / shard
 
     def _pipeline(self):
