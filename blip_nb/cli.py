@@ -470,7 +470,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=_at_least(1))
     r.add_argument("--batch-size", type=_at_least(1), help="per process (default: the recipe's)")
     r.add_argument("--grad-accum", type=_at_least(1), help="micro-batches per optimizer step")
-    r.add_argument("--lr", type=float, help="peak learning rate")
+    r.add_argument("--lr", type=_in_range(0, 1), help="peak learning rate, in (0, 1]")
     r.add_argument("--precision", choices=DTYPES, default="auto", help="training autocast: " + DTYPE_HELP + "; fp16 on GPUs before Ampere")
     r.add_argument("--vision-precision", choices=["fp32", "bf16", "fp16"], help="hold the image encoder in this dtype (low memory)")
     r.add_argument("--no-cache", action="store_true", help="encode images every step (with augmentation) instead of caching features")

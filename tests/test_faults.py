@@ -228,6 +228,23 @@ def test_sigterm_exits_130_and_installs_no_model(ws):
     assert not (out/"model.safetensors").exists() and last_checkpoint(out)["step"] < 400
 
 
+def test_a_nan_loss_stops_with_its_step_and_installs_no_model(ws, monkeypatch):
+    "A loss that turns NaN (here every cross-entropy from the second step on) stops the run: one line naming the step, exit 1."
+    real, calls = torch.nn.functional.cross_entropy, []
+    def poisoned(*a, **kw):
+        calls.append(1)
+        out = real(*a, **kw)
+        return out * float("nan") if len(calls) > 1 else out
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", poisoned)
+    out = ws/"nan"
+    code, _, err = train(ws, out, steps=3)
+    assert code == 1, err
+    one_line_error(err, "non-finite loss at optimizer step 2", "loss=nan")
+    assert not (out/"model.safetensors").exists()
+    ck = last_checkpoint(out)
+    assert ck is None or ck["step"] < 2
+
+
 def test_seed_makes_training_reproducible(ws):
     for name, seed in (("seed_a", 7), ("seed_b", 7), ("seed_c", 8)):
         code, _, err = train(ws, ws/name, "--seed", seed, steps=1)
@@ -285,7 +302,8 @@ def test_bad_data_fails_fast_and_names_it(ws):
 
 def test_bad_arguments_exit_2(ws):
     for args in (["caption", "x.png", "--top-p", "0"], ["caption", "x.png", "--top-p", "1.5"],
-                 ["caption", "x.png", "--temperature", "0"], ["caption", "x.png", "--temperature", "-1"]):
+                 ["caption", "x.png", "--temperature", "0"], ["caption", "x.png", "--temperature", "-1"],
+                 ["train", "blip_caption", "--lr", "0"], ["train", "blip_caption", "--lr", "nan"], ["train", "blip_caption", "--lr", "3"]):
         code, _, err = run(*args)
         assert code == 2 and "must be in" in err, (args, err)
 
