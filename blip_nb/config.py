@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #13db886d
 from __future__ import annotations
-import contextlib, dataclasses, importlib.util, json, typing
+import contextlib, dataclasses, importlib.util, json, os, sys, typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from .errors import BadConfigError, CheckpointError  # CheckpointError: still importable from here
@@ -13,7 +13,8 @@ from .errors import BadConfigError, CheckpointError  # CheckpointError: still im
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PRESETS', 'PACKAGED', 'PRECISIONS', 'Config',
            'VisionConfig', 'TextConfig', 'QFormerConfig', 'BlipConfig', 'LLMConfig', 'Blip2Config', 'DlipConfig',
            'get_config', 'load_config', 'resolve_path', 'cpu_model', 'cpu_capability', 'matmul_gflops', 'DeviceSpeed',
-           'device_speed', 'resolve_precision', 'machine_report', 'print_machine', 'autocast_dtype']
+           'device_speed', 'resolve_precision', 'machine_report', 'print_machine', 'autocast_dtype', 'watched',
+           'progress_bar']
 
 # %% ../nbs/00_config.ipynb #192d2bc6
 def _config_type(tp):
@@ -550,3 +551,20 @@ def autocast_dtype(precision:str):
     import torch
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
+
+# %% ../nbs/00_config.ipynb #c42f0d46
+def _in_jupyter() -> bool:
+    ip = sys.modules.get("IPython")
+    return type(ip.get_ipython()).__name__ == "ZMQInteractiveShell" if ip is not None and hasattr(ip, "get_ipython") else False
+
+def watched(progress:bool=True) -> bool:
+    "Whether a progress bar is worth drawing: asked for, and shown to someone (a terminal or Jupyter; `BLIP_NB_PROGRESS` overrides)."
+    force = os.environ.get("BLIP_NB_PROGRESS", "").strip()
+    if not progress or force == "0": return False
+    if force == "1": return True
+    return _in_jupyter() or bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+def progress_bar(iterable=None, progress:bool=True, **kw):
+    "`tqdm` (a widget in Jupyter), disabled unless `watched(progress)`."
+    from tqdm.auto import tqdm
+    return tqdm(iterable, disable=not watched(progress), dynamic_ncols=True, **kw)

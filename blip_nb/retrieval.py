@@ -11,9 +11,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .blip import BlipRetrieval
+from .config import progress_bar
 from .errors import BadInputError
 from .tokenizer import clean_text
 from .blip2 import Blip2Qformer
@@ -115,7 +115,7 @@ def itm_pair_scores(model, image_embeds:torch.Tensor, # [Ni, N, Dv] image-encode
         t = pairs[r.reshape(-1), 1].to(ids.device)
         L = int(mask[t].sum(1).max())  # trim the batch's padding columns
         return itm_match_logits(model, img, ids[t, :L], mask[t, :L], kv).float().cpu()
-    with tqdm(total=len(todo), disable=not progress, desc="ITM (images)") as bar:
+    with progress_bar(total=len(todo), progress=progress, desc="ITM (images)") as bar:
         j = 0
         while j < len(todo):
             n = len(rows[todo[j]])
@@ -258,7 +258,7 @@ class Retriever:
         n, batches = pixel_batches(images, self.transform, self.model.cfg.vision.image_size, batch_size, skip_errors, normalized)
         if not n: raise ValueError("no images given: the gallery would be empty")
         feats, embeds, index, errors = [], [], [], {}
-        for pix, ok, errs in tqdm(batches, total=-(-n // batch_size), disable=not progress, desc="images"):
+        for pix, ok, errs in progress_bar(batches, progress, total=-(-n // batch_size), desc="images"):
             errors.update(errs)
             if pix is None: continue
             e = self.encode_image(pix)
@@ -286,7 +286,7 @@ class Retriever:
     def get_text_feat(self, texts, batch_size:int=256, progress:bool=False) -> torch.Tensor:
         "ITC features [N, D] of texts, L2-normalised."
         texts, out = _texts(texts), []
-        for b0 in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="texts"):
+        for b0 in progress_bar(range(0, len(texts), batch_size), progress, desc="texts"):
             ids, mask = self.tokenize(texts[b0:b0 + batch_size])
             with self._cast():
                 out.append((self.model.text_features(ids, mask)[1] if self.blip2 else self.model.text_feat(ids, mask)).float().cpu())

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from .config import Config, autocast_dtype, resolve_precision
+from .config import Config, autocast_dtype, progress_bar, resolve_precision
 from .errors import (BadInputError, BlipNbError, CheckpointError, RunFolderError, WriteError, load_pickle, read_metadata,
                             read_state_file, writing)
 from .losses import Gather, gloo_worker, itc_loss
@@ -766,8 +766,7 @@ def _train(model, train_data, cfg, collate_fn, eval_fn, gather, until_step) -> T
         if st["nonfinite"] > cfg.max_nonfinite: raise NonFiniteLossError(f"{msg}; more than max_nonfinite={cfg.max_nonfinite} skipped steps")
         opt.zero_grad(set_to_none=True)
 
-    from tqdm import tqdm
-    bar = tqdm(total=total, initial=st["step"], disable=not (main and cfg.progress), desc="train", dynamic_ncols=True)
+    bar = progress_bar(total=total, initial=st["step"], progress=main and cfg.progress, desc="train")
     status, last_w, micro, skipped_empty, nf_start = "done", None, 0, 0, st["nonfinite"]
     saved_step = st["step"] if ptr is not None else -1
     sums, n_sum, t_log, samples_log = {}, 0, time.time(), st["samples"]
@@ -968,9 +967,8 @@ def build_feature_cache(encoder:nn.Module, # the frozen image encoder: pixels [B
         raise ValueError("the dataset returns a different image each time (random augmentation): build the cache "
                          "with the evaluation transform")
     keys, arr, tmp, row, skipped = [], None, None, 0, []
-    from tqdm import tqdm
     try:
-        for b0 in tqdm(range(0, len(todo), batch_size), disable=not progress, desc="features"):
+        for b0 in progress_bar(range(0, len(todo), batch_size), progress, desc="features"):
             chunk = [(k, dataset[i]) for k, i in todo[b0:b0 + batch_size]]
             skipped += [k for k, s in chunk if s is None]
             chunk = [(k, s) for k, s in chunk if s is not None]
