@@ -564,7 +564,7 @@ def watched(progress:bool=True) -> bool:
     if force == "1": return True
     return _in_jupyter() or bool(getattr(sys.stderr, "isatty", lambda: False)())
 
-def progress_bar(iterable=None, progress:bool=True, **kw):
-    "`tqdm` (a widget in Jupyter), disabled unless `watched(progress)`."
+def progress_bar(iterable=None, progress:bool=True, delay:float=2.0, **kw):
+    "`tqdm` (a widget in Jupyter), disabled unless `watched(progress)`, and shown only once the job has taken `delay` seconds."
     from tqdm.auto import tqdm
-    return tqdm(iterable, disable=not watched(progress), dynamic_ncols=True, **kw)
+    return tqdm(iterable, disable=not watched(progress), delay=delay, dynamic_ncols=True, **kw)

@@ -99,7 +99,7 @@ def itm_pair_scores(model, image_embeds:torch.Tensor, # [Ni, N, Dv] image-encode
                     ids:torch.Tensor, mask:torch.Tensor, # [Nt, L] every text (BLIP: [ENC] first), right-padded
                     pairs:torch.Tensor, # [P, 2] (image row, text row)
                     batch_size:int=128, # texts per forward
-                    progress:bool=False) -> torch.Tensor:
+                    progress:bool=True) -> torch.Tensor:
     "ITM match logits [P] of the pairs: each image's cross-attention K/V computed once; images with few texts share a forward."
     pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2).cpu()
     out = torch.empty(len(pairs))
@@ -249,7 +249,7 @@ class Retriever:
             return (self.model.image_query_features(image_embeds)[1] if self.blip2 else self.model.image_feat(image_embeds)).float()
 
     def embed_images(self, images, # paths, PIL images, arrays, tensors, or a list of them
-                     batch_size:int=32, progress:bool=False,
+                     batch_size:int=32, progress:bool=True,
                      keep_embeds:bool=False, # keep the image tokens (needed for ITM re-ranking)
                      skip_errors:bool=False, # leave out unreadable images (listed in `.errors`) instead of raising
                      normalized:bool=False, # `images` is a float tensor [N, 3, S, S] that already went through eval_transform
@@ -268,7 +268,7 @@ class Retriever:
         if not feats: raise ValueError(f"none of the {n} images could be read; first error: {next(iter(errors.values()))}")
         return Gallery(torch.cat(feats), torch.cat(embeds) if keep_embeds else None, index, errors)
 
-    def get_image_feat(self, images, batch_size:int=32, progress:bool=False) -> torch.Tensor:
+    def get_image_feat(self, images, batch_size:int=32, progress:bool=True) -> torch.Tensor:
         "ITC features of images: [N, D] (BLIP) or [N, Q, D] (BLIP-2), L2-normalised."
         return self.embed_images(images, batch_size, progress).feats
 
@@ -283,7 +283,7 @@ class Retriever:
         return ids, mask
 
     @torch.no_grad()
-    def get_text_feat(self, texts, batch_size:int=256, progress:bool=False) -> torch.Tensor:
+    def get_text_feat(self, texts, batch_size:int=256, progress:bool=True) -> torch.Tensor:
         "ITC features [N, D] of texts, L2-normalised."
         texts, out = _texts(texts), []
         for b0 in progress_bar(range(0, len(texts), batch_size), progress, desc="texts"):
@@ -297,7 +297,7 @@ class Retriever:
         return similarity(image_feats, text_feats, mode or self.mode)
 
     # ---- ITM
-    def itm_scores(self, image_embeds:torch.Tensor, texts:list, pairs, batch_size:int=128, progress:bool=False) -> torch.Tensor:
+    def itm_scores(self, image_embeds:torch.Tensor, texts:list, pairs, batch_size:int=128, progress:bool=True) -> torch.Tensor:
         "ITM match logits [P] of (image row, text position) pairs, each image's cross-attention K/V computed once."
         ids, mask = self.tokenize(texts, itm=True)
         with self._cast(): return itm_pair_scores(self.model, image_embeds.to(self.device), ids, mask, pairs, batch_size, progress)
@@ -305,7 +305,7 @@ class Retriever:
     def rerank(self, sim:torch.Tensor, # [Ni, Nt] ITC similarity of these images and texts
                image_embeds:torch.Tensor, # [Ni, N, Dv] the images' tokens
                texts:list, # the Nt texts
-               k_test:int=256, i2t:bool=True, t2i:bool=True, batch_size:int=128, progress:bool=False) -> Reranked:
+               k_test:int=256, i2t:bool=True, t2i:bool=True, batch_size:int=128, progress:bool=True) -> Reranked:
         "LAVIS's ITC -> ITM re-ranking (`rerank`) with this model's ITM."
         texts = _texts(texts)
         if tuple(sim.shape) != (len(image_embeds), len(texts)):

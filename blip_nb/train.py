@@ -939,7 +939,7 @@ def build_feature_cache(encoder:nn.Module, # the frozen image encoder: pixels [B
                         dtype:str="fp32", # stored as "fp32" or "fp16" (half the disk; features rounded)
                         device=None, # where the encoder runs; None = where its weights are
                         transform_id:str="", # a description of the transform, hashed into the fingerprint
-                        progress:bool=False,
+                        progress:bool=True,
                        ) -> FeatureCache:
     "Compute `encoder`'s outputs for every distinct image of `dataset` once and store them in `path` (reused while valid)."
     if dtype not in ("fp32", "fp16"): raise ValueError(f"dtype must be fp32 or fp16, not {dtype!r}")

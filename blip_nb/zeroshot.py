@@ -115,7 +115,7 @@ def classify(images, # a path, PIL image, array, tensor, or a list of them
              batch_size:int=32, device=None,
              dtype="auto", # autocast of the image side: "auto" = what the device does fast, "fp32", "bf16", "fp16"
              skip_errors:bool=False, # a bad image gets NaN probabilities and an entry in `errors` instead of an error
-             progress:bool=False,
+             progress:bool=True,
             ) -> ZeroShotResult:
     "Zero-shot classification: the probability of each label for each image, from stage-1 image and text features."
     m = load_model(model, lang, device)
