@@ -35,8 +35,8 @@ def test_readme_gives_the_two_commands():
     assert "make test" in ci
 
 
-def test_every_notebook_processes_for_docs():
-    proc = nbtools.process_docs(ROOT)
+def test_every_notebook_processes_for_docs(processed_docs):
+    proc = processed_docs
     names = {p.name for p in proc.glob("*.ipynb")}
     assert names == {p.name for p in (ROOT / "nbs").glob("*.ipynb")}
     idx = json.loads((proc / "01_tokenizer.ipynb").read_text())

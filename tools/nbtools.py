@@ -1,4 +1,4 @@
-"""Repository checks and builds for blip_nb's notebooks: sync/clean check, README rendering, docs processing.
+"""Repository checks and builds for blip_nb's notebooks: sync/clean check, README rendering, docs processing and site.
 
 Used by `make test` (through tests/test_repo.py), `make sync`, `make readme` and `make docs`.
 """
@@ -98,57 +98,29 @@ def process_docs(root: Path = ROOT) -> Path:
         _build_modidx()
         nbdev_sidebar.__wrapped__(path=cfg.nbs_path)
         return Path(proc_nbs(cfg.nbs_path, force=True, n_workers=0))
-    finally: os.chdir(cwd)
+    finally:
+        os.chdir(cwd)
+        _drop_shell_exit_hooks()
 
 
-_ATTRS = re.compile(r"\{(?:target|style|\.)[^{}]*\}")  # quarto/pandoc attribute blocks: {target="_blank" ...}
+def _drop_shell_exit_hooks():
+    """execnb leaves one IPython shell per processed notebook, each with an exit hook that clears its namespace and runs a
+    full gc: 0.2 s each with torch loaded, 5 s at exit for 26 notebooks. Their history is off; nothing else needs them."""
+    import atexit, gc
+    try: from execnb.shell import CaptureShell
+    except ImportError: return
+    for o in gc.get_objects():
+        if issubclass(type(o), CaptureShell): atexit.unregister(o.atexit_operations)  # type(): no proxy __class__ lookups
 
-def _quarto_to_plain(nb) -> str:
-    "Make an nbdev-processed notebook readable without quarto (in place); returns its title."
-    title = ""
-    for cell in nb.cells:
-        if cell.cell_type == "raw" and cell.source.startswith("---"):  # front matter -> a title and a summary
-            import yaml
-            meta = yaml.safe_load(cell.source.strip().strip("-")) or {}
-            title, desc = str(meta.get("title", "")).strip(), str(meta.get("description", "")).strip()
-            cell.cell_type, cell.source = "markdown", f"# {title}" + (f"\n\n> {desc}" if desc else "")
-            cell.pop("attachments", None)
-        elif cell.cell_type == "markdown": cell.source = _ATTRS.sub("", cell.source)
-        elif cell.cell_type == "code":
-            lines = cell.source.splitlines()
-            if any(re.match(r"#\|\s*echo:\s*false", l) for l in lines): cell.metadata.setdefault("tags", []).append("hide_input")
-            cell.source = "\n".join(l for l in lines if not l.lstrip().startswith("#|"))
-            for o in cell.get("outputs", []):
-                md = o.get("data", {}).get("text/markdown")
-                if md is not None: o["data"]["text/markdown"] = _ATTRS.sub("", "".join(md))
-    return title
 
-def html_docs(root: Path = ROOT, out: Path | None = None) -> list[Path]:
-    "Offline HTML rendering (nbconvert) of the processed notebooks, with an index page."
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config as TLConfig
-    import nbformat
-    proc = process_docs(root)
-    out = Path(out or root / "_docs")
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    c = TLConfig()
-    c.TagRemovePreprocessor.enabled = True
-    c.TagRemovePreprocessor.remove_input_tags = {"hide_input"}
-    c.HTMLExporter.exclude_input_prompt = c.HTMLExporter.exclude_output_prompt = True
-    exporter = HTMLExporter(config=c)
-    rendered = []
-    for nb_path in sorted(proc.glob("*.ipynb"), key=lambda p: (p.stem != "index", p.stem)):
-        nb = nbformat.read(nb_path, as_version=4)
-        title = _quarto_to_plain(nb) or nb_path.stem
-        html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
-        rendered.append((out / (nb_path.stem + ".html"), title, html))
-    nav = " | ".join(f'<a href="{p.name}">{t}</a>' for p, t, _ in rendered)
-    nav = (f'<nav style="padding:.6em 1em;border-bottom:1px solid #ccc;font-family:sans-serif">{nav}'
-           f'<span style="float:right;color:#888">offline rendering (quarto not found)</span></nav>')
-    for page, _, html in rendered:
-        page.write_text(re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, html, count=1), encoding="utf-8")
-    return [p for p, _, _ in rendered]
+def html_docs(root: Path = ROOT, out: Path | None = None, proc: Path | None = None) -> list[Path]:
+    """The offline docs site (tools/docs_site.py) in `out` (default settings.ini's doc_path, `_docs/`); returns its pages in order.
+
+    `proc`: notebooks `process_docs` already processed (it is the slow part), else it runs here."""
+    from nbdev.config import get_config
+    from docs_site import build_site
+    proc, cfg = Path(proc) if proc else process_docs(root), get_config(path=root)
+    return build_site(proc, Path(out or cfg.doc_path), cfg, _directives)
 
 
 def docs(root: Path = ROOT) -> str:
@@ -157,8 +129,8 @@ def docs(root: Path = ROOT) -> str:
         subprocess.run([str(BIN / "nbdev_docs")], cwd=root, check=True)
         return f"built the Quarto site with nbdev_docs into {root / '_docs'}"
     pages = html_docs(root)
-    return (f"quarto is not on PATH: built an offline HTML rendering of {len(pages)} processed notebooks "
-            f"into {root / '_docs'} (open _docs/index.html); install quarto and re-run for the full site")
+    return (f"quarto is not on PATH: built the offline site of {len(pages)} pages (sidebar, contents, search) "
+            f"into {root / '_docs'}: open _docs/index.html; install quarto and re-run for the Quarto site")
 
 
 def execute(nb_path: Path, skip_flags: tuple = ("slow", "cuda"), timeout: int = 3600) -> int:
