@@ -4,26 +4,32 @@
 
 # %% ../nbs/11_caption.ipynb #a3c1b4ec
 from __future__ import annotations
-import contextlib, os, warnings
+import contextlib, csv, inspect, io, json, os, time, warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .blip import BlipCaption
 from .blip2 import Blip2LLM, Blip2Qformer, qformer_generate
-from .config import autocast_dtype, resolve_precision
+from .config import autocast_dtype, progress_bar, resolve_precision
 from .convert import load_checkpoint
 from .data import BadSample, load_image, to_rgb_safe
+from .errors import BadInputError, writing
 from .layers import METHODS, length_limits
+from .train import atomic_write
 from .vision import eval_transform
 
 # %% auto #0
-__all__ = ['MODELS_ENV', 'model_dirs', 'default_checkpoint', 'load_model', 'model_lang', 'to_image', 'as_image_list',
-           'normalized_pixels', 'load_pixels', 'pixel_batches', 'caption_batch', 'generate']
+__all__ = ['MODELS_ENV', 'WRITE_MODES', 'MANIFEST_KEYS', 'model_dirs', 'default_checkpoint', 'load_model', 'model_lang',
+           'to_image', 'as_image_list', 'normalized_pixels', 'load_pixels', 'ImageBatches', 'pixel_batches',
+           'caption_batch', 'captioning', 'generate', 'folder_images', 'read_manifest', 'folder_workers',
+           'FolderCaptions', 'caption_folder']
 
 # %% ../nbs/11_caption.ipynb #c80caeee
 MODELS_ENV = "BLIP_NB_MODELS"  # environment variable naming the directory that holds the trained default
@@ -140,6 +146,16 @@ def load_pixels(images:list, # image inputs (see `to_image`)
         ok.append(i)
     return (torch.stack(pix) if pix else None), ok, errors
 
+class ImageBatches(Dataset):
+    "Image inputs in batches: item `b` is `load_pixels` of the b-th `batch_size` of them (a DataLoader's workers can decode them)."
+    def __init__(self, items:list, transform:Callable, batch_size:int, skip_errors:bool=False):
+        self.items, self.transform, self.batch_size, self.skip_errors = items, transform, batch_size, skip_errors
+    def __len__(self): return -(-len(self.items) // self.batch_size)
+    def __getitem__(self, b:int):
+        if not 0 <= b < len(self): raise IndexError(f"batch {b} of {len(self)}")
+        s = b * self.batch_size
+        return load_pixels(self.items[s:s + self.batch_size], self.transform, self.skip_errors, start=s)
+
 def pixel_batches(images, # image inputs (see `to_image`), or with `normalized` a pixel tensor from eval_transform
                   transform:Callable, # PIL -> tensor [3, S, S]: the model's `eval_transform`
                   image_size:int, # the model's image side (checks normalised pixels)
@@ -150,8 +166,8 @@ def pixel_batches(images, # image inputs (see `to_image`), or with `normalized` 
     if normalized:
         px = normalized_pixels(images, image_size)
         return len(px), ((px[b:b + batch_size], list(range(b, min(b + batch_size, len(px)))), {}) for b in range(0, len(px), batch_size))
-    items = as_image_list(images)
-    return len(items), (load_pixels(items[b:b + batch_size], transform, skip_errors, start=b) for b in range(0, len(items), batch_size))
+    ds = ImageBatches(as_image_list(images), transform, batch_size, skip_errors)
+    return len(ds.items), (ds[b] for b in range(len(ds)))
 
 # %% ../nbs/11_caption.ipynb #eb42335a
 _TORCH_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -198,6 +214,30 @@ def caption_batch(model:nn.Module, pixels:torch.Tensor, # [B, 3, S, S] normalise
                                                                     repetition_penalty, length_penalty))
     raise TypeError(f"a {type(model).__name__} cannot caption: use a BlipCaption, Blip2Qformer or Blip2LLM")
 
+_LIMITS = ("max_new_tokens", "min_new_tokens", "max_length", "min_length")
+
+def _decoding(options:dict) -> dict:
+    "`caption_batch`'s decoding options checked before any work (a misspelt name, both kinds of one limit), the length limits resolved."
+    inspect.signature(caption_batch).bind(None, None, generator=None, **options)  # `generator` comes from `seed`
+    return {**{k: v for k, v in options.items() if k not in _LIMITS}, **length_limits(*(options.get(k) for k in _LIMITS), 30, 5)}
+
+@contextlib.contextmanager
+def captioning(model:nn.Module, # a loaded captioning model (`load_model`)
+               dtype="auto", seed:int|None=None, # as in `generate`
+               what:str="generate", # the caller, named in a warning about a slow dtype
+               **options): # `caption_batch`'s decoding options: method, num_beams, max_new_tokens, ..., prompt
+    "`pixels -> captions` decoded as `generate` decodes them, in the precision `dtype` resolves to, seeded: the step `generate` and `caption_folder` run per batch."
+    kw, dev = _decoding(options), next(model.parameters()).device
+    precision = _precision(dtype, dev, what)
+    gen = torch.Generator(dev).manual_seed(seed) if seed is not None else None
+    global_rng = seed is not None and isinstance(model, Blip2LLM)  # a Blip2LLM samples from torch's global generator: seeded, then restored
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []) if global_rng else contextlib.nullcontext():
+        if global_rng: torch.manual_seed(seed)
+        @torch.no_grad()
+        def caption(pixels:torch.Tensor) -> list[str]:
+            with _autocast(precision, dev): return caption_batch(model, pixels.to(dev), generator=gen, **kw)
+        yield caption
+
 @torch.no_grad()
 def generate(images, # a path, PIL image, array, tensor, or a list of them (with `normalized=True`: pixels from eval_transform)
              model=None, # a blip_nb model, a checkpoint path, or None for the trained embedded default
@@ -219,22 +259,140 @@ def generate(images, # a path, PIL image, array, tensor, or a list of them (with
             ) -> list[str|None]:
     "Caption images with BLIP, BLIP-2's Q-Former, or BLIP-2 with an LLM."
     m = load_model(model, lang, device)
-    dev = next(m.parameters()).device
-    precision = _precision(dtype, dev, "generate")
-    lim = length_limits(max_new_tokens, min_new_tokens, max_length, min_length, 30, 5)  # refuses both kinds of one limit before any work
-    n, batches = pixel_batches(images, eval_transform(m.cfg.vision), m.cfg.vision.image_size, batch_size, skip_errors, normalized)
-    gen = torch.Generator(dev).manual_seed(seed) if seed is not None else None
-    rng = contextlib.nullcontext()
-    if seed is not None and isinstance(m, Blip2LLM):
-        rng = torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [])
-    out: list = [None] * n
-    with rng:
-        if seed is not None and isinstance(m, Blip2LLM): torch.manual_seed(seed)
+    with captioning(m, dtype, seed, "generate", method=method, num_beams=num_beams, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                    max_length=max_length, min_length=min_length, top_p=top_p, top_k=top_k, temperature=temperature,
+                    repetition_penalty=repetition_penalty, length_penalty=length_penalty, prompt=prompt) as caption:
+        n, batches = pixel_batches(images, eval_transform(m.cfg.vision), m.cfg.vision.image_size, batch_size, skip_errors, normalized)
+        out: list = [None] * n
         for pix, ok, errors in tqdm(batches, total=-(-n // batch_size), disable=not progress, desc="captions"):
             for i, e in errors.items(): warnings.warn(f"skipped images[{i}]: {e}")
-            if pix is None: continue
-            with _autocast(precision, dev):
-                caps = caption_batch(m, pix.to(dev), method, num_beams, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
-                                     prompt=prompt, generator=gen, temperature=temperature, length_penalty=length_penalty, **lim)
-            for i, c in zip(ok, caps): out[i] = c
+            if pix is not None:
+                for i, c in zip(ok, caption(pix)): out[i] = c
     return out
+
+# %% ../nbs/11_caption.ipynb #411c8767
+WRITE_MODES = ("txt", "jsonl", "csv")
+MANIFEST_KEYS = ("file_name", "caption")  # the names Hugging Face's imagefolder reads
+
+def folder_images(folder, recursive:bool=True) -> list[str]:
+    "The image files under `folder` as sorted `/`-separated paths relative to it; hidden files and folders left out."
+    from blip_nb.cli import IMAGE_EXTS  # the image types the command line takes
+    folder = Path(folder)
+    found = (p.relative_to(folder) for p in (folder.rglob("*") if recursive else folder.iterdir()))
+    return sorted(r.as_posix() for r in found if r.suffix.lower() in IMAGE_EXTS and not any(s.startswith(".") for s in r.parts)
+                  and (folder/r).is_file())
+
+def _whole_lines(path:Path) -> bytes:
+    "A file's bytes up to its last newline: what an interrupted append left whole (nothing for a missing file)."
+    data = path.read_bytes() if path.exists() else b""
+    return data[:data.rfind(b"\n") + 1]
+
+def _parse_row(line:str, fmt:str) -> list|None:
+    "One manifest line as [file_name, caption], or None if it is not one."
+    try: row = next(csv.reader([line])) if fmt == "csv" else [json.loads(line)[k] for k in MANIFEST_KEYS]
+    except (ValueError, KeyError, TypeError, IndexError): return None
+    return row if len(row) == 2 and all(isinstance(v, str) for v in row) else None
+
+def read_manifest(path, # a .jsonl or .csv manifest `caption_folder` wrote
+                  fmt:str|None=None, # "jsonl" or "csv" (default: the suffix)
+                 ) -> dict[str, str]:
+    "{image path relative to the folder: caption}; a last line an interruption cut off is ignored, any other bad line is an error naming it."
+    path = Path(path); fmt = fmt or path.suffix.lstrip(".").lower()
+    if fmt not in ("jsonl", "csv"): raise BadInputError(f"{path}: a caption manifest is jsonl or csv, not {fmt!r}")
+    lines, out = _whole_lines(path).decode("utf-8").split("\n")[:-1], {}
+    if fmt == "csv" and lines and lines.pop(0) != ",".join(MANIFEST_KEYS):
+        raise BadInputError(f"{path}: not a caption manifest (its first line is not {','.join(MANIFEST_KEYS)})")
+    for n, line in enumerate(lines, 1 + (fmt == "csv")):
+        if not line.strip(): continue
+        if (row := _parse_row(line, fmt)) is None: raise BadInputError(f"{path}, line {n}: not a row of {' and '.join(MANIFEST_KEYS)}: {line[:80]!r}")
+        out[row[0]] = row[1]
+    return out
+
+def _start_manifest(path:Path, fmt:str, keep:bool) -> dict[str, str]:
+    "Ready `path` for appending and return its rows when `keep` (a cut-off last line removed), else empty it; a csv gets its header."
+    done = read_manifest(path, fmt) if keep else {}
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        whole = len(_whole_lines(path)) if keep else 0
+        with open(path, "ab") as f:
+            f.truncate(whole)
+            if whole == 0 and fmt == "csv": f.write((",".join(MANIFEST_KEYS) + "\n").encode())
+    return done
+
+def _append_rows(path:Path, fmt:str, rows:list):
+    "Append (file_name, caption) rows to a manifest in one write, flushed to the disk."
+    buf = io.StringIO()
+    if fmt == "csv": csv.writer(buf, lineterminator="\n").writerows(rows)
+    else: buf.writelines(json.dumps(dict(zip(MANIFEST_KEYS, r)), ensure_ascii=False) + "\n" for r in rows)
+    with writing(path), open(path, "a", encoding="utf-8", newline="") as f:
+        f.write(buf.getvalue()); f.flush(); os.fsync(f.fileno())
+
+def _write_text(path:Path, text:str): atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+def folder_workers() -> int:
+    "`caption_folder`'s default DataLoader workers: none up to 2 cores (there a worker slows the model more than it saves: `94_benchmark_caption`), 1 on 3, else 2."
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(2, cores - 2))
+
+@dataclass
+class FolderCaptions:
+    "What `caption_folder` did."
+    images: int # image files found
+    captioned: int # captioned and written by this call
+    skipped: int # captioned before (`skip_existing`): left as they were
+    failed: dict # {image path relative to the folder: why it was not captioned}
+    seconds: float # the whole call
+    output: str # the manifest, or the root the side-cars are under
+    @property
+    def images_per_s(self) -> float: return self.captioned / self.seconds if self.seconds else 0.0
+    def __str__(self):
+        return (f"{self.captioned} captioned, {self.skipped} already captioned, {len(self.failed)} failed, of {self.images} images; "
+                f"{self.seconds:.1f} s, {self.images_per_s:.2f} images/s; captions in {self.output}")
+
+def caption_folder(folder, # every image file in it (and in its sub-folders when `recursive`) is captioned
+                   model=None, # a blip_nb model, a checkpoint path, or None for the trained embedded default
+                   *,
+                   write:str="txt", # "txt": a NAME.txt side-car per image; "jsonl" / "csv": one manifest of file_name, caption
+                   out=None, # txt: a root for the side-cars, mirroring the folder (default: beside the images); jsonl / csv: the manifest (default: FOLDER/metadata.jsonl / .csv)
+                   recursive:bool=True,
+                   skip_existing:bool=True, # leave what is captioned (a non-empty side-car, a manifest row); False: caption everything again (a manifest starts anew)
+                   batch_size:int=16,
+                   num_workers:int|None=None, # DataLoader processes decoding the next batches while the model works (default: `folder_workers()`); 0: in this process
+                   device=None, lang:str="en", # which embedded default when `model` is None
+                   dtype="auto", seed:int|None=None, # as in `generate`
+                   progress:bool=True, # a progress bar (shown in a terminal or notebook)
+                   **options, # `generate`'s decoding options: method, num_beams, max_new_tokens, min_new_tokens, max_length, min_length, top_p, top_k, temperature, repetition_penalty, length_penalty, prompt
+                  ) -> FolderCaptions:
+    "Caption every image in a folder into side-car .txt files or one manifest, batch by batch; a rerun captions only what is missing."
+    t0, folder = time.perf_counter(), Path(folder)
+    if write not in WRITE_MODES: raise BadInputError(f"write must be one of {', '.join(WRITE_MODES)}, not {write!r}")
+    if not folder.is_dir(): raise BadInputError(f"{folder}: not a folder")
+    _decoding(options)  # a misspelt option, or both kinds of one length limit: refused before any work
+    rels, failed, done = folder_images(folder, recursive), {}, set()
+    if not rels: raise BadInputError(f"no images in {folder}" + ("" if recursive else " (sub-folders not searched: recursive=False)"))
+    if write == "txt":
+        output, sidecar, owner = Path(out) if out is not None else folder, {}, {}
+        for r in rels:
+            t = (output/r).with_suffix(".txt")
+            if t in owner: failed[r] = f"{r}: its side-car {t.name} would be {owner[t]}'s too (rename one of them)"
+            else: owner[t], sidecar[r] = r, t
+        if skip_existing: done = {r for r, t in sidecar.items() if t.is_file() and t.stat().st_size > 0}
+    else:
+        output = Path(out) if out is not None else folder/f"metadata.{write}"
+        done = set(_start_manifest(output, write, skip_existing)) & set(rels)
+    todo, captioned = [r for r in rels if r not in done and r not in failed], 0
+    if todo:  # (a rerun with nothing left to do loads no model)
+        m = load_model(model, lang, device)
+        loader = DataLoader(ImageBatches([folder/r for r in todo], eval_transform(m.cfg.vision), batch_size, skip_errors=True),
+                            batch_size=None, num_workers=folder_workers() if num_workers is None else num_workers,
+                            pin_memory=next(m.parameters()).device.type == "cuda")
+        with captioning(m, dtype, seed, "caption_folder", **options) as caption, \
+             progress_bar(total=len(todo), progress=progress, unit="img", desc="captions") as bar:
+            for pix, ok, errors in loader:
+                for i, e in errors.items(): failed[todo[i]] = e; warnings.warn(f"skipped {e}")
+                rows = [(todo[i], " ".join(c.splitlines())) for i, c in zip(ok, caption(pix))] if pix is not None else []
+                if write != "txt": _append_rows(output, write, rows)
+                else:
+                    for r, c in rows: _write_text(sidecar[r], c + "\n")
+                captioned += len(rows); bar.update(len(ok) + len(errors))
+    return FolderCaptions(len(rels), captioned, len(done), failed, round(time.perf_counter() - t0, 3), str(output))

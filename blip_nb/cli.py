@@ -274,20 +274,37 @@ def image_args(paths:list) -> list[Path]:
 
 def _cmd_caption(a):
     from blip_nb.caption import generate
+    opts = dict(method=a.method, num_beams=a.num_beams, max_new_tokens=a.max_new_tokens, min_new_tokens=a.min_new_tokens,
+                max_length=a.max_length, min_length=a.min_length, top_p=a.top_p, top_k=a.top_k, temperature=a.temperature,
+                repetition_penalty=a.repetition_penalty, length_penalty=a.length_penalty, prompt=a.prompt,
+                batch_size=a.batch_size, dtype=a.dtype, lang=a.lang, seed=a.seed)
+    if a.write: return _caption_folder(a, opts)
+    given = [f for f, v in (("--out", a.out), ("--recursive", a.recursive), ("--skip-existing", a.skip_existing), ("--workers", a.workers)) if v is not None]
+    if given: raise ValueError(f"{', '.join(given)} go with --write (captioning a folder into files)")
     paths = image_args(a.images)
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
-        caps = generate(paths, a.model, method=a.method, num_beams=a.num_beams, max_new_tokens=a.max_new_tokens,
-                    min_new_tokens=a.min_new_tokens, max_length=a.max_length, min_length=a.min_length, top_p=a.top_p,
-                    top_k=a.top_k, temperature=a.temperature, repetition_penalty=a.repetition_penalty,
-                    length_penalty=a.length_penalty, prompt=a.prompt,
-                    batch_size=a.batch_size, dtype=a.dtype, lang=a.lang, skip_errors=a.skip_errors, seed=a.seed,
-                    progress=not a.quiet and len(paths) > a.batch_size)
+        caps = generate(paths, a.model, **opts, skip_errors=a.skip_errors, progress=not a.quiet and len(paths) > a.batch_size)
     for w in skipped: print(f"blip_nb caption: {w.message}", file=sys.stderr)
     for p, c in zip(paths, caps):
         if a.json: print(json.dumps({"image": str(p), "caption": c}, ensure_ascii=False))
         elif c is not None: print(f"{p}\t{c}")
     return 0 if all(c is not None for c in caps) else 1
+
+def _caption_folder(a, opts:dict) -> int:
+    "caption --write: one folder into side-cars or a manifest, batch by batch (`caption_folder`); bad images named as met, counts and speed at the end."
+    from blip_nb.caption import caption_folder
+    if len(a.images) != 1 or not Path(a.images[0]).is_dir(): raise ValueError(f"--write captions one folder, not: {' '.join(a.images)}")
+    if a.json: raise ValueError("--json prints captions; with --write they go to files")
+    say = lambda msg: print(f"blip_nb caption: {msg}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *_, **__: say(message)
+        try: r = caption_folder(a.images[0], a.model, write=a.write, out=a.out, recursive=a.recursive is not False,
+                                skip_existing=a.skip_existing is not False, num_workers=a.workers, progress=not a.quiet, **opts)
+        except KeyboardInterrupt: say("the finished batches' captions are written: the same command again captions the rest"); raise
+    say(str(r))
+    return 1 if r.failed else 0
 
 def _cmd_retrieve(a):
     from blip_nb.retrieval import Retriever, _texts
@@ -398,7 +415,9 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_config)
     k = sub.add_parser("caption", help="caption images (files or folders) with the embedded default or any checkpoint",
                        description="Prints one line per image: path, a tab, the caption (or JSON lines with --json). "
-                                   "Exit code 1 if any image could not be read (with --skip-errors the others are still captioned).")
+                                   "Exit code 1 if any image could not be read (with --skip-errors the others are still captioned). "
+                                   "With --write, captions one folder into files instead, batch by batch: run again, it captions "
+                                   "only what is missing; bad images are named and skipped, counts and images/s go to stderr.")
     k.add_argument("images", nargs="+", help="image files and/or folders of images")
     k.add_argument("--method", choices=["beam", "greedy", "sample", "nucleus", "topk"], default="beam",
                    help="sample: top-k, then top-p (BLIP's sample=True, LAVIS's use_nucleus_sampling); nucleus: top-p only; topk: top-k only")
@@ -417,6 +436,13 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--dtype", choices=DTYPES, default="auto", help=DTYPE_HELP)
     k.add_argument("--skip-errors", action="store_true", help="warn about unreadable images and caption the rest")
     k.add_argument("--seed", type=int, help="for the sampling methods")
+    k.add_argument("--write", choices=["txt", "jsonl", "csv"], help="caption one folder into files: txt = NAME.txt beside each image "
+                   "(kohya-style side-cars); jsonl / csv = one manifest of file_name, caption (FOLDER/metadata.jsonl / .csv)")
+    k.add_argument("--out", help="with --write txt: a root for the .txt files, mirroring the folder; jsonl / csv: the manifest's path")
+    k.add_argument("--recursive", action=argparse.BooleanOptionalAction, help="with --write: sub-folders too (default: yes)")
+    k.add_argument("--skip-existing", action=argparse.BooleanOptionalAction,
+                   help="with --write: leave the images already captioned (default: yes; no: caption all again, a manifest starts anew)")
+    k.add_argument("--workers", type=_at_least(0), help="with --write: processes decoding images while the model works (0: none)")
     _model_options(k, 16, "checkpoint (any format load_checkpoint reads)")
     k.set_defaults(func=_cmd_caption)
     s = sub.add_parser("retrieve", help="search a folder of images by text (ITC; --itm re-ranks by ITM + ITC)",
