@@ -13,13 +13,12 @@ import torch
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from .blip import BlipCaption
 from .blip2 import Blip2LLM, Blip2Qformer, qformer_generate
 from .config import autocast_dtype, progress_bar, resolve_precision
 from .convert import load_checkpoint
-from .data import BadSample, load_image, to_rgb_safe
+from .data import IMAGE_EXTS, BadSample, load_image, to_rgb_safe
 from .errors import BadInputError, writing
 from .layers import METHODS, length_limits
 from .train import atomic_write
@@ -255,7 +254,7 @@ def generate(images, # a path, PIL image, array, tensor, or a list of them (with
              lang:str="en", # which embedded default when `model` is None
              skip_errors:bool=False, # a bad image gives None (and a warning naming it) instead of an error
              seed:int|None=None, # for the sampling methods (a Blip2LLM samples from torch's global generator: seeded, then restored)
-             progress:bool=False,
+             progress:bool=True, # a progress bar (shown in a terminal or notebook, after 2 s)
             ) -> list[str|None]:
     "Caption images with BLIP, BLIP-2's Q-Former, or BLIP-2 with an LLM."
     m = load_model(model, lang, device)
@@ -264,7 +263,7 @@ def generate(images, # a path, PIL image, array, tensor, or a list of them (with
                     repetition_penalty=repetition_penalty, length_penalty=length_penalty, prompt=prompt) as caption:
         n, batches = pixel_batches(images, eval_transform(m.cfg.vision), m.cfg.vision.image_size, batch_size, skip_errors, normalized)
         out: list = [None] * n
-        for pix, ok, errors in tqdm(batches, total=-(-n // batch_size), disable=not progress, desc="captions"):
+        for pix, ok, errors in progress_bar(batches, progress, total=-(-n // batch_size), desc="captions"):
             for i, e in errors.items(): warnings.warn(f"skipped images[{i}]: {e}")
             if pix is not None:
                 for i, c in zip(ok, caption(pix)): out[i] = c
@@ -276,7 +275,6 @@ MANIFEST_KEYS = ("file_name", "caption")  # the names Hugging Face's imagefolder
 
 def folder_images(folder, recursive:bool=True) -> list[str]:
     "The image files under `folder` as sorted `/`-separated paths relative to it; hidden files and folders left out."
-    from blip_nb.cli import IMAGE_EXTS  # the image types the command line takes
     folder = Path(folder)
     found = (p.relative_to(folder) for p in (folder.rglob("*") if recursive else folder.iterdir()))
     return sorted(r.as_posix() for r in found if r.suffix.lower() in IMAGE_EXTS and not any(s.startswith(".") for s in r.parts)

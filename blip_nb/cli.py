@@ -8,8 +8,7 @@ import argparse, contextlib, json, os, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'DTYPES', 'DTYPE_HELP', 'DEBUG_ENV', 'demo_photos', 'ensure_default', 'caption_gallery', 'demo',
-           'image_args', 'main']
+__all__ = ['DTYPES', 'DTYPE_HELP', 'DEBUG_ENV', 'demo_photos', 'ensure_default', 'caption_gallery', 'demo', 'image_args', 'main']
 
 # %% ../nbs/16_cli.ipynb #c43487a2
 def demo_photos() -> list[tuple[str, "Image.Image"]]:
@@ -259,16 +258,16 @@ def _cmd_train(a):
           f"samples skipped: {skipped}; saved {r.checkpoint}")
     return 0
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-
 def image_args(paths:list) -> list[Path]:
-    "Image files as given (a missing one is reported when it is read); folders expanded to the images in them, sorted."
+    "Image files as given (a missing one is reported when it is read); folders expanded to the images in them (`folder_images`)."
+    from blip_nb.caption import folder_images
+    from blip_nb.data import IMAGE_EXTS
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS)
+            found = folder_images(p)
             if not found: raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTS)}) in {p}")
-            out += found
+            out += [p/r for r in found]
         else: out.append(p)
     return out
 
@@ -284,7 +283,7 @@ def _cmd_caption(a):
     paths = image_args(a.images)
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
-        caps = generate(paths, a.model, **opts, skip_errors=a.skip_errors, progress=not a.quiet and len(paths) > a.batch_size)
+        caps = generate(paths, a.model, **opts, skip_errors=a.skip_errors, progress=not a.quiet)
     for w in skipped: print(f"blip_nb caption: {w.message}", file=sys.stderr)
     for p, c in zip(paths, caps):
         if a.json: print(json.dumps({"image": str(p), "caption": c}, ensure_ascii=False))
@@ -311,7 +310,7 @@ def _cmd_retrieve(a):
     _texts(a.query)  # every query checked before any work: one blank query fails the command, not after the first results
     paths = image_args(a.images)
     r = Retriever(a.model, lang=a.lang, dtype=a.dtype)
-    g = r.embed_images(paths, batch_size=a.batch_size, progress=not a.quiet and len(paths) > a.batch_size,
+    g = r.embed_images(paths, batch_size=a.batch_size, progress=not a.quiet,
                        keep_embeds=a.itm, skip_errors=True)
     for i, e in g.errors.items(): print(f"blip_nb retrieve: skipped {e}", file=sys.stderr)
     for q in a.query:
@@ -328,7 +327,7 @@ def _cmd_classify(a):
     paths = image_args(a.images)
     labels = [l.strip() for l in a.labels[0].split(",")] if len(a.labels) == 1 else a.labels
     res = classify(paths, labels, a.template, a.model, lang=a.lang, batch_size=a.batch_size, skip_errors=True,
-                   progress=not a.quiet and len(paths) > a.batch_size)
+                   progress=not a.quiet)
     for i, e in res.errors.items(): print(f"blip_nb classify: skipped {e}", file=sys.stderr)
     for p, pred in zip(paths, res.predictions):
         if pred is None: continue

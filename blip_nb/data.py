@@ -20,9 +20,9 @@ from .tokenizer import clean_text
 from .errors import BadInputError
 
 # %% auto #0
-__all__ = ['log', 'MAX_PIXELS', 'EASY_VQA_COLORS', 'EASY_VQA_SHAPES', 'TRIANGLE_MAX_FILL', 'CIRCLE_MAX_FILL', 'pre_caption',
-           'pre_caption_ja', 'clean_caption', 'stable_id', 'BadSample', 'SkipLog', 'resolve_image_path', 'to_rgb_safe',
-           'load_image', 'decode_image', 'CaptionDataset', 'collate', 'usable_rows', 'read_karpathy',
+__all__ = ['log', 'MAX_PIXELS', 'IMAGE_EXTS', 'EASY_VQA_COLORS', 'EASY_VQA_SHAPES', 'TRIANGLE_MAX_FILL', 'CIRCLE_MAX_FILL',
+           'pre_caption', 'pre_caption_ja', 'clean_caption', 'stable_id', 'BadSample', 'SkipLog', 'resolve_image_path',
+           'to_rgb_safe', 'load_image', 'decode_image', 'CaptionDataset', 'collate', 'usable_rows', 'read_karpathy',
            'read_coco_captions', 'read_dlip', 'read_img2dataset_files', 'read_img2dataset_parquet',
            'WebDatasetCaptions', 'easy_vqa_caption', 'easy_vqa_answers', 'easy_vqa_palette', 'easy_vqa_from_pixels',
            'easy_vqa_attributes', 'EasyVQACaptions', 'RetrievalEvalSet']
@@ -360,7 +360,7 @@ def _from_dlip(cls, ann_file, image_root=None, transform=None, name="dlip", **kw
 CaptionDataset.from_dlip = _from_dlip
 
 # %% ../nbs/09_data.ipynb #96264dbb
-_IMG_EXT = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")  # what folders are searched for (img2dataset, caption_folder, the CLI)
 
 def read_img2dataset_files(root) -> list[dict]:
     "Items from img2dataset's `files` output: shard folders of KEY.jpg + KEY.txt (+ KEY.json)."
@@ -368,7 +368,7 @@ def read_img2dataset_files(root) -> list[dict]:
     if not root.is_dir(): raise FileNotFoundError(f"img2dataset output folder not found: {root}")
     items = []
     for shard in sorted(p for p in root.iterdir() if p.is_dir()):
-        for img in sorted(p for p in shard.iterdir() if p.suffix.lower() in _IMG_EXT):
+        for img in sorted(p for p in shard.iterdir() if p.suffix.lower() in IMAGE_EXTS):
             txt, meta = img.with_suffix(".txt"), img.with_suffix(".json")
             cap = txt.read_text(encoding="utf-8", errors="replace") if txt.exists() else None
             key = img.stem
