@@ -21,10 +21,10 @@ from .tokenizer import get_tokenizer
 from .vision import build_vision_encoder
 
 # %% auto #0
-__all__ = ['MED', 'med_key_map', 'med_config_from_transformers', 'LazyTokenizer', 'BlipCaption', 'BlipRetrieval',
-           'blip_config_from_transformers', 'blip_caption_from_transformers', 'blip_retrieval_from_transformers',
-           'BlipRetrievalOutput', 'ContrastiveStep', 'share_med_weights', 'BlipPretrainOutput', 'BlipPretrain',
-           'load_bert_into_med']
+__all__ = ['MED', 'med_key_map', 'med_config_from_transformers', 'med_config_to_transformers', 'LazyTokenizer', 'BlipCaption',
+           'BlipRetrieval', 'blip_config_from_transformers', 'blip_config_to_transformers',
+           'blip_caption_from_transformers', 'blip_retrieval_from_transformers', 'BlipRetrievalOutput',
+           'ContrastiveStep', 'share_med_weights', 'BlipPretrainOutput', 'BlipPretrain', 'load_bert_into_med']
 
 # %% ../nbs/06_blip.ipynb #46261488
 class MED(nn.Module):
@@ -105,6 +105,19 @@ def med_config_from_transformers(hf_cfg) -> TextConfig:
                       hidden_dropout=hf_cfg.hidden_dropout_prob, attention_dropout=hf_cfg.attention_probs_dropout_prob,
                       initializer_range=hf_cfg.initializer_range, pad_token_id=hf_cfg.pad_token_id or 0,
                       cross_attention_freq=1, encoder_width=hf_cfg.encoder_hidden_size)
+
+def med_config_to_transformers(t:TextConfig, tokenizer=None, label_smoothing:float=0.0):
+    "A transformers `BlipTextConfig` for our MED `TextConfig` (special-token ids from `tokenizer` when given)."
+    from transformers import BlipTextConfig
+    if t.cross_attention_freq != 1: raise ValueError(f"BLIP's text model cross-attends in every layer; cross_attention_freq={t.cross_attention_freq}")
+    ids = {} if tokenizer is None else dict(bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id,
+                                            pad_token_id=tokenizer.pad_token_id)
+    return BlipTextConfig(vocab_size=t.vocab_size, hidden_size=t.hidden, num_hidden_layers=t.layers, num_attention_heads=t.heads,
+                          intermediate_size=t.intermediate, max_position_embeddings=t.max_positions,
+                          layer_norm_eps=t.layer_norm_eps, hidden_dropout_prob=t.hidden_dropout,
+                          attention_probs_dropout_prob=t.attention_dropout, initializer_range=t.initializer_range,
+                          encoder_hidden_size=t.encoder_width, label_smoothing=label_smoothing,
+                          **{"pad_token_id": t.pad_token_id, **ids})
 
 # %% ../nbs/06_blip.ipynb #4feb63e4
 class LazyTokenizer:
@@ -304,6 +317,14 @@ def blip_config_from_transformers(hf_cfg) -> BlipConfig:
     return BlipConfig(vision=vision_config_from_transformers(hf_cfg.vision_config, "blip"),
                       text=med_config_from_transformers(hf_cfg.text_config), embed_dim=hf_cfg.image_text_hidden_size,
                       label_smoothing=hf_cfg.text_config.label_smoothing)
+
+def blip_config_to_transformers(cfg:BlipConfig, tokenizer=None):
+    "A transformers `BlipConfig` for our `BlipConfig`."
+    from transformers import BlipConfig as HFBlipConfig
+    from blip_nb.vision import vision_config_to_transformers
+    return HFBlipConfig(vision_config=vision_config_to_transformers(cfg.vision, "blip").to_dict(),
+                        text_config=med_config_to_transformers(cfg.text, tokenizer, cfg.label_smoothing).to_dict(),
+                        image_text_hidden_size=cfg.embed_dim)
 
 def _load_vision(model, sd):
     from blip_nb.vision import vision_state_from_transformers

@@ -17,8 +17,9 @@ from .qformer import QFormer, kv_cat, kv_take, qformer_key_map
 from .vision import build_vision_encoder
 
 # %% auto #0
-__all__ = ['Blip2Output', 'Blip2Features', 'Blip2Qformer', 'blip2_config_from_transformers', 'blip2_key_map',
-           'blip2_qformer_from_transformers', 'qformer_generate', 'Blip2LLM', 'blip2_llm_from_transformers', 'tiny_opt']
+__all__ = ['Blip2Output', 'Blip2Features', 'Blip2Qformer', 'blip2_config_from_transformers', 'blip2_config_to_transformers',
+           'blip2_key_map', 'blip2_qformer_from_transformers', 'qformer_generate', 'Blip2LLM',
+           'blip2_llm_from_transformers', 'tiny_opt']
 
 # %% ../nbs/07_blip2.ipynb #6719e00e
 @dataclass
@@ -175,6 +176,19 @@ def blip2_config_from_transformers(hf_cfg) -> Blip2Config:
     v = vision_config_from_transformers(hf_cfg.vision_config, "blip2", frozen=True)
     q = qformer_config_from_transformers(hf_cfg.qformer_config, hf_cfg.num_query_tokens, hf_cfg.image_text_hidden_size)
     return Blip2Config(vision=v, qformer=q)
+
+def blip2_config_to_transformers(cfg:Blip2Config, text_config=None, # the LLM's transformers config (stage 2)
+                                 image_token_index:int|None=None, # the LLM tokenizer's `<image>` id (stage 2)
+                                ):
+    "A transformers `Blip2Config` for our `Blip2Config` (stage 1 when `text_config` is None)."
+    from transformers import Blip2Config as HFBlip2Config
+    from blip_nb.qformer import qformer_config_to_transformers
+    from blip_nb.vision import vision_config_to_transformers
+    kw = dict(vision_config=vision_config_to_transformers(cfg.vision, "blip2").to_dict(),
+              qformer_config=qformer_config_to_transformers(cfg.qformer, text_input=text_config is None).to_dict(),
+              num_query_tokens=cfg.qformer.num_query_tokens, image_text_hidden_size=cfg.qformer.embed_dim)
+    if text_config is not None: kw.update(text_config=text_config.to_dict(), image_token_index=image_token_index)
+    return HFBlip2Config(**kw)
 
 def blip2_key_map(model:Blip2Qformer) -> dict:
     "{our key: transformers key} for everything but the vision encoder (mapped by `02_vision`)."

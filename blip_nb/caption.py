@@ -21,7 +21,7 @@ from .convert import load_checkpoint
 from .data import IMAGE_EXTS, BadSample, load_image, to_rgb_safe
 from .errors import BadInputError, writing
 from .layers import METHODS, length_limits
-from .train import atomic_write
+from .runstate import atomic_write
 from .vision import eval_transform
 
 # %% auto #0

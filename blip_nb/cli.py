@@ -29,8 +29,8 @@ def demo_photos() -> list[tuple[str, "Image.Image"]]:
 
 def ensure_default(models, # directory of the trained default
                    train:bool=True, # train it when missing (about 10 minutes on 2 cores)
-                   say=print) -> dict:
-    "The trained default's checkpoints {lang: path}, training the missing ones first when `train`."
+                   say=print, progress:bool=True) -> dict:
+    "The trained default's checkpoints {lang: path}, training the missing ones first when `train` (with a progress bar: steps, samples/s, time left)."
     from blip_nb.caption import default_checkpoint
     from blip_nb.recipes import train_default
     models, found = Path(models), {}
@@ -40,7 +40,7 @@ def ensure_default(models, # directory of the trained default
             if not train: raise
             say(f"Training the embedded default ({lang}) into {models}/ — the first run only (English then Japanese: 6 minutes on 2 cores with AMX, 9-10 on AVX2-only ones; "
                 f"stopped, it resumes next time) ...")
-            r = train_default(lang, models, progress=True)  # a stopped run raises TrainingInterrupted: nothing installed
+            r = train_default(lang, models, progress=progress)  # a stopped run raises TrainingInterrupted: nothing installed
             say(f"  {r['steps']} steps in {r['seconds']['total']:.0f} s")
             found[lang] = Path(r["checkpoint"])
     return found
@@ -65,10 +65,11 @@ def caption_gallery(rows:list, # (PIL image, title, English caption, Japanese ca
     return path
 
 # %% ../nbs/16_cli.ipynb #8c2c4dbf
-def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say) -> dict:
+def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say, progress:bool=True) -> dict:
     "Retrieval (ITC, then ITM re-ranking), zero-shot shape / colour classification and caption metrics on the held-out images."
     import torch
     from blip_nb.blip2 import qformer_generate
+    from blip_nb.config import progress_bar
     from blip_nb.data import EASY_VQA_COLORS, EASY_VQA_SHAPES, RetrievalEvalSet
     from blip_nb.metrics import caption_metrics
     from blip_nb.recipes import recall_at_k
@@ -79,11 +80,11 @@ def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say) -> dict:
     ev = RetrievalEvalSet.from_captions([test.image_key(i) for i in range(len(test))], [[c] for c in caps], lang=lang, merge_identical=True)
     with torch.no_grad(): feats = model.image_query_features(embeds)[1]
     rt = Retriever(model, dtype="fp32")
-    sim = rt.similarity(feats, rt.get_text_feat(ev.texts))  # ITC, fp32 (cheap, and the same numbers on every machine)
+    sim = rt.similarity(feats, rt.get_text_feat(ev.texts, progress=progress))  # ITC, fp32 (cheap, and the same numbers on every machine)
     itc = recall_at_k(sim, ev.img2txt, ev.txt2img)
     t_itm = time.time()  # then LAVIS's ITC -> ITM re-ranking of each image's and each text's top 5, ITM in what this CPU does fast
     rt_itm = Retriever(model, dtype="auto")
-    rr = rt_itm.rerank(sim, embeds, ev.texts, k_test=5)
+    rr = rt_itm.rerank(sim, embeds, ev.texts, k_test=5, progress=progress)
     itm = recall_two_way(rr.i2t, rr.t2i, ev.img2txt, ev.txt2img)
     out["retrieval"] = {"itc": itc, "itm": itm, "k_test": 5, "itm_dtype": rt_itm.dtype, "itm_pairs": rr.pairs,
                         "itm_seconds": round(time.time() - t_itm, 1), "texts": len(ev.texts)}
@@ -101,7 +102,7 @@ def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say) -> dict:
         say(f"  zero-shot {task} ({len(labels)} labels, chance {1 / len(labels):.0%}): {acc:.1%}")
     with torch.no_grad():
         preds = sum((qformer_generate(model, embeds[i:i + 100], method="greedy", max_new_tokens=12, min_new_tokens=1)
-                     for i in range(0, len(embeds), 100)), [])
+                     for i in progress_bar(range(0, len(embeds), 100), progress, desc=f"captions ({lang})", unit="x100")), [])
     m = caption_metrics([p.strip() for p in preds], [[c] for c in caps], lang)
     out["captions"] = {"exact": round(sum(p.strip() == c for p, c in zip(preds, caps)) / len(caps), 4),
                        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}}
@@ -128,18 +129,19 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
          models="models", # where the trained default is, or is trained on the first run
          train:bool=True, # train the default when it is missing (about 10 minutes on 2 cores)
          limit:int=0, # evaluate on the first `limit` held-out images only (0 = all 1,000)
-         verbose:bool=True) -> dict:
+         verbose:bool=True, # print the results as they come
+         progress:bool=True) -> dict: # progress bars (training, captioning, embedding, re-ranking) in a terminal or notebook
     "The main job on the embedded default: train it once, caption, retrieve, classify zero-shot, score, and write a report."
     import torch
     import shutil
     from blip_nb.caption import generate, load_model, to_image
     from blip_nb.data import EasyVQACaptions
     from blip_nb.retrieval import Retriever
-    from blip_nb.train import FeatureCache
+    from blip_nb.features import FeatureCache
     say = print if verbose else (lambda *a, **k: None)
     t0 = time.time()
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    ckpts = ensure_default(models, train, say)
+    ckpts = ensure_default(models, train, say, progress)
     t_train = time.time() - t0
     report = {"checkpoints": {k: str(v) for k, v in ckpts.items()}, "training": {}, "langs": {}}
     for lang in ("en", "ja"):
@@ -157,7 +159,7 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
     photos = demo_photos()
     inputs = [test["en"].image_path(i) for i in picks] + [p for _, p in photos]
     titles = [f"easy-vqa test {i}" for i in picks] + [n for n, _ in photos]
-    caps = {lang: generate(inputs, load_model(ckpts[lang]), method="beam", num_beams=3, max_new_tokens=12, min_new_tokens=1)
+    caps = {lang: generate(inputs, load_model(ckpts[lang]), method="beam", num_beams=3, max_new_tokens=12, min_new_tokens=1, progress=progress)
             for lang in ("en", "ja")}
     say("\nCaptions (beam 3) of held-out easy-vqa images and of real photos the model has never seen anything like:")
     rows, gallery_rows = [], []
@@ -180,10 +182,10 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
         elif cache is not None and all(t.image_key(i) in cache for i in range(len(t))):
             embeds = torch.stack([cache[t.image_key(i)] for i in range(len(t))])  # the encoder's outputs, computed in training
         else:  # no feature cache from training: encode the images
-            embeds = Retriever(model, dtype="fp32").embed_images([t.image_path(j) for j in range(len(t))], 64, keep_embeds=True).embeds
+            embeds = Retriever(model, dtype="fp32").embed_images([t.image_path(j) for j in range(len(t))], 64, progress, keep_embeds=True).embeds
         prev = (enc, embeds)
         say(f"\nHeld-out easy-vqa test set ({lang}, {len(t)} images):")
-        report["langs"][lang] = _evaluate_lang(model, lang, embeds, t, say)
+        report["langs"][lang] = _evaluate_lang(model, lang, embeds, t, say, progress)
 
     report["dlip"] = _dlip_summary(Path(models)/"dlip_experiment", out, say)
     report["seconds"] = {"training": round(t_train, 1), "total": round(time.time() - t0, 1)}
@@ -193,7 +195,7 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
     return report
 
 # %% ../nbs/16_cli.ipynb #ed2016bb
-def _cmd_demo(a): demo(a.out, models=a.models, train=not a.no_train, limit=a.limit); return 0
+def _cmd_demo(a): demo(a.out, models=a.models, train=not a.no_train, limit=a.limit, progress=not a.quiet); return 0
 
 def _cmd_tokenize(a):
     from blip_nb.tokenizer import get_tokenizer
@@ -401,6 +403,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--models", default="models", help="where the trained default lives (default: models)")
     d.add_argument("--no-train", action="store_true", help="fail instead of training the default when it is missing")
     d.add_argument("--limit", type=_at_least(0), default=0, help="evaluate on the first N held-out images (default: all 1,000)")
+    d.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr is not a terminal)")
     d.set_defaults(func=_cmd_demo)
     t = sub.add_parser("tokenize", help="tokenize text with the English or Japanese BLIP tokenizer (JSON lines)")
     t.add_argument("text", nargs="+", help="texts to tokenize")

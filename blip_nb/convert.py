@@ -15,65 +15,22 @@ from .errors import UnsafeCheckpointError, read_state_file  # UnsafeCheckpointEr
 from .layers import CheckpointError, NoMetaFill, remap_state_dict
 from .losses import copy_params
 from .tokenizer import get_tokenizer
-from .qformer import QFormer, qformer_key_map, qformer_config_from_transformers
-from .vision import (_block_count, encoder_file_format, load_vision_state, vision_config_to_transformers,
-                     vision_state_from_file, vision_state_from_original, vision_state_to_original, vision_state_to_transformers)
+from .qformer import QFormer, qformer_key_map, qformer_config_from_transformers, qformer_config_to_transformers
+from .vision import (_block_count, encoder_file_format, load_vision_state, vision_state_from_file,
+                     vision_state_from_original, vision_state_to_original, vision_state_to_transformers)
 from .blip import (BlipCaption, BlipPretrain, BlipRetrieval, med_key_map, blip_caption_from_transformers,
-                   blip_retrieval_from_transformers)
-from .blip2 import (Blip2LLM, Blip2Qformer, blip2_key_map, blip2_llm_from_transformers,
-                    blip2_qformer_from_transformers)
+                   blip_retrieval_from_transformers, blip_config_to_transformers, med_config_to_transformers)
+from .blip2 import (Blip2LLM, Blip2Qformer, blip2_config_to_transformers, blip2_key_map,
+                    blip2_llm_from_transformers, blip2_qformer_from_transformers)
 from .blip2_t5 import Blip2T5, blip2_t5_from_transformers, blip2_t5_key_map, lavis_t5_key_map, untie_lm_head
+_all_ = ["med_config_to_transformers", "qformer_config_to_transformers", "blip_config_to_transformers",
+         "blip2_config_to_transformers"]  # beside their inverses in 04 / 06 / 07; still exported from here
 
 # %% auto #0
-__all__ = ['JA_MIN_VOCAB', 'LAVIS_BLIP2_URL', 'LAVIS_ENCODERS', 'med_config_to_transformers', 'qformer_config_to_transformers',
-           'blip_config_to_transformers', 'blip2_config_to_transformers', 'qformer_from_transformers',
-           'from_transformers', 'to_transformers', 'read_checkpoint', 'detect_format', 'original_key_map',
-           'original_ignore', 'to_original', 'infer_config', 'save_checkpoint', 'load_checkpoint']
-
-# %% ../nbs/08_convert.ipynb #6f60f648
-def med_config_to_transformers(t:TextConfig, tokenizer=None, label_smoothing:float=0.0):
-    "A transformers `BlipTextConfig` for our MED `TextConfig` (special-token ids from `tokenizer` when given)."
-    from transformers import BlipTextConfig
-    if t.cross_attention_freq != 1: raise ValueError(f"BLIP's text model cross-attends in every layer; cross_attention_freq={t.cross_attention_freq}")
-    ids = {} if tokenizer is None else dict(bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id,
-                                            pad_token_id=tokenizer.pad_token_id)
-    return BlipTextConfig(vocab_size=t.vocab_size, hidden_size=t.hidden, num_hidden_layers=t.layers, num_attention_heads=t.heads,
-                          intermediate_size=t.intermediate, max_position_embeddings=t.max_positions,
-                          layer_norm_eps=t.layer_norm_eps, hidden_dropout_prob=t.hidden_dropout,
-                          attention_probs_dropout_prob=t.attention_dropout, initializer_range=t.initializer_range,
-                          encoder_hidden_size=t.encoder_width, label_smoothing=label_smoothing,
-                          **{"pad_token_id": t.pad_token_id, **ids})
-
-def qformer_config_to_transformers(qc:QFormerConfig, text_input:bool=True):
-    "A transformers `Blip2QFormerConfig` for our `QFormerConfig` (`text_input`: keep the text feed-forward branch)."
-    from transformers import Blip2QFormerConfig
-    b = qc.bert
-    if not b.cross_attention_freq: raise ValueError("transformers' Q-Former needs cross-attention (cross_attention_freq >= 1)")
-    return Blip2QFormerConfig(vocab_size=b.vocab_size, hidden_size=b.hidden, num_hidden_layers=b.layers,
-                              num_attention_heads=b.heads, intermediate_size=b.intermediate,
-                              max_position_embeddings=b.max_positions, layer_norm_eps=b.layer_norm_eps,
-                              hidden_dropout_prob=b.hidden_dropout, attention_probs_dropout_prob=b.attention_dropout,
-                              initializer_range=b.initializer_range, pad_token_id=b.pad_token_id,
-                              cross_attention_frequency=b.cross_attention_freq, encoder_hidden_size=b.encoder_width,
-                              use_qformer_text_input=text_input)
-
-def blip_config_to_transformers(cfg:BlipConfig, tokenizer=None):
-    "A transformers `BlipConfig` for our `BlipConfig`."
-    from transformers import BlipConfig as HFBlipConfig
-    return HFBlipConfig(vision_config=vision_config_to_transformers(cfg.vision, "blip").to_dict(),
-                        text_config=med_config_to_transformers(cfg.text, tokenizer, cfg.label_smoothing).to_dict(),
-                        image_text_hidden_size=cfg.embed_dim)
-
-def blip2_config_to_transformers(cfg:Blip2Config, text_config=None, # the LLM's transformers config (stage 2)
-                                 image_token_index:int|None=None, # the LLM tokenizer's `<image>` id (stage 2)
-                                ):
-    "A transformers `Blip2Config` for our `Blip2Config` (stage 1 when `text_config` is None)."
-    from transformers import Blip2Config as HFBlip2Config
-    kw = dict(vision_config=vision_config_to_transformers(cfg.vision, "blip2").to_dict(),
-              qformer_config=qformer_config_to_transformers(cfg.qformer, text_input=text_config is None).to_dict(),
-              num_query_tokens=cfg.qformer.num_query_tokens, image_text_hidden_size=cfg.qformer.embed_dim)
-    if text_config is not None: kw.update(text_config=text_config.to_dict(), image_token_index=image_token_index)
-    return HFBlip2Config(**kw)
+__all__ = ['JA_MIN_VOCAB', 'LAVIS_BLIP2_URL', 'LAVIS_ENCODERS', 'qformer_from_transformers', 'from_transformers',
+           'to_transformers', 'read_checkpoint', 'detect_format', 'original_key_map', 'original_ignore', 'to_original',
+           'infer_config', 'save_checkpoint', 'load_checkpoint', 'med_config_to_transformers',
+           'qformer_config_to_transformers', 'blip_config_to_transformers', 'blip2_config_to_transformers']
 
 # %% ../nbs/08_convert.ipynb #14ae1c87
 def qformer_from_transformers(hf_model, # a transformers `Blip2QFormerModel`

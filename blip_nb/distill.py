@@ -22,7 +22,9 @@ from .losses import (Gather, attention_kl_loss, clamp_temp, copy_params, feature
 from .qformer import init_bert_weights
 from .recipes import RecipeResult, load_captions, recall_at_k, recipe_config
 from .retrieval import Retriever
-from .train import TrainConfig, rank_world, seed_everything, train
+from .distributed import rank_world
+from .runstate import seed_everything
+from .train import TrainConfig, train
 from .vision import eval_transform, train_transform
 
 # %% auto #0

@@ -15,7 +15,8 @@ from .vision import load_state_file
 
 # %% auto #0
 __all__ = ['BERT_UNUSED', 'LMHead', 'init_bert_weights', 'QFormer', 'kv_take', 'kv_cat', 'layer_key_map', 'qformer_key_map',
-           'qformer_config_from_transformers', 'bert_state_for', 'load_bert_into_qformer']
+           'qformer_config_from_transformers', 'qformer_config_to_transformers', 'bert_state_for',
+           'load_bert_into_qformer']
 
 # %% ../nbs/04_qformer.ipynb #5ee185df
 class LMHead(nn.Module):
@@ -165,6 +166,19 @@ def qformer_config_from_transformers(hf_cfg, num_query_tokens:int, embed_dim:int
         initializer_range=hf_cfg.initializer_range, pad_token_id=hf_cfg.pad_token_id or 0,
         cross_attention_freq=hf_cfg.cross_attention_frequency, encoder_width=hf_cfg.encoder_hidden_size),
         num_query_tokens=num_query_tokens, embed_dim=embed_dim)
+
+def qformer_config_to_transformers(qc:QFormerConfig, text_input:bool=True):
+    "A transformers `Blip2QFormerConfig` for our `QFormerConfig` (`text_input`: keep the text feed-forward branch)."
+    from transformers import Blip2QFormerConfig
+    b = qc.bert
+    if not b.cross_attention_freq: raise ValueError("transformers' Q-Former needs cross-attention (cross_attention_freq >= 1)")
+    return Blip2QFormerConfig(vocab_size=b.vocab_size, hidden_size=b.hidden, num_hidden_layers=b.layers,
+                              num_attention_heads=b.heads, intermediate_size=b.intermediate,
+                              max_position_embeddings=b.max_positions, layer_norm_eps=b.layer_norm_eps,
+                              hidden_dropout_prob=b.hidden_dropout, attention_probs_dropout_prob=b.attention_dropout,
+                              initializer_range=b.initializer_range, pad_token_id=b.pad_token_id,
+                              cross_attention_frequency=b.cross_attention_freq, encoder_hidden_size=b.encoder_width,
+                              use_qformer_text_input=text_input)
 
 # %% ../nbs/04_qformer.ipynb #8ec47f24
 def _bert_state(src) -> dict:

@@ -21,8 +21,10 @@ from .data import BadSample, CaptionDataset, EasyVQACaptions, RetrievalEvalSet, 
 from .layers import CheckpointError
 from .qformer import load_bert_into_qformer
 from .tokenizer import SwapReport, get_tokenizer, swap_tokenizer
-from .train import (CachedFeatures, FeatureCache, TrainConfig, TrainResult, _device, atomic_write,
-                           build_feature_cache, rank_world, seed_everything, train)
+from .distributed import _device, rank_world
+from .features import CachedFeatures, FeatureCache, build_feature_cache
+from .runstate import atomic_write, seed_everything
+from .train import TrainConfig, TrainResult, train
 from .errors import BadInputError
 from .vision import eval_transform, set_precision, train_transform
 

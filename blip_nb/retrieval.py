@@ -25,7 +25,8 @@ from .vision import eval_transform
 
 # %% auto #0
 __all__ = ['SIM_MODES', 'similarity', 'encoder_of', 'image_kv', 'itm_match_logits', 'itm_pair_scores', 'Reranked', 'rerank',
-           'recall_two_way', 'Gallery', 'Hits', 'Retriever', 'FaissIndex', 'show_results', 'SearchBox']
+           'recall_two_way', 'Gallery', 'Hits', 'RetrievalFeatures', 'Retriever', 'evaluate_retrieval', 'FaissIndex',
+           'show_results', 'SearchBox']
 
 # %% ../nbs/12_retrieval.ipynb #f758567a
 SIM_MODES = ("max", "mean")
@@ -212,9 +213,9 @@ def _texts(texts) -> list:
                                   + (f": {texts[blank[0]]!r}" if texts[blank[0]] else ""))
     return texts
 
-# %% ../nbs/12_retrieval.ipynb #2d467f77
-class Retriever:
-    "Embeddings, search, ITC -> ITM re-ranking and recall@K with a BLIP or BLIP-2 retrieval model."
+# %% ../nbs/12_retrieval.ipynb #b3ed3dfa
+class RetrievalFeatures:
+    "A BLIP or BLIP-2 retrieval model with its dtype and eval transform: the ITC features of images and texts."
     def __init__(self, model=None, # BlipRetrieval / Blip2Qformer, a checkpoint path, or None = the trained embedded default
                  lang:str="en", # which embedded default when `model` is None
                  mode:str="max", # BLIP-2 similarity over queries: "max" (LAVIS) or "mean" (BLIP2-Japanese)
@@ -222,10 +223,10 @@ class Retriever:
                  dtype="auto", # autocast of the encoders and ITM: "auto" = what the device does fast (bf16 on CPUs with AMX or AVX512-BF16), "fp32", "bf16", "fp16"
                 ):
         if mode not in SIM_MODES: raise ValueError(f"mode must be one of {SIM_MODES}, not {mode!r}")
-        _precision(dtype, torch.device(device or "cpu"), "Retriever")  # a bad dtype fails here, before the model loads
+        _precision(dtype, torch.device(device or "cpu"), type(self).__name__)  # a bad dtype fails here, before the model loads
         self.model = load_model(model, lang, device)
         encoder_of(self.model)  # a TypeError for a model that cannot do retrieval
-        self.dtype = _precision(dtype, self.device, "Retriever")  # resolved where the model is
+        self.dtype = _precision(dtype, self.device, type(self).__name__)  # resolved where the model is
         self.mode, self.transform = mode, eval_transform(self.model.cfg.vision)
         self.blip2 = isinstance(self.model, Blip2Qformer)
 
@@ -234,6 +235,8 @@ class Retriever:
     def _cast(self): return _autocast(self.dtype, self.device)
     @property
     def max_txt_len(self) -> int: return self.model.cfg.qformer.max_txt_len if self.blip2 else self.model.cfg.max_txt_len
+    def __repr__(self):
+        return f"{type(self).__name__}({type(self.model).__name__}, mode={self.mode!r}" + (f", dtype={self.dtype!r})" if self.dtype != "fp32" else ")")
 
     # ---- images
     @torch.no_grad()
@@ -292,6 +295,9 @@ class Retriever:
                 out.append((self.model.text_features(ids, mask)[1] if self.blip2 else self.model.text_feat(ids, mask)).float().cpu())
         return torch.cat(out)
 
+# %% ../nbs/12_retrieval.ipynb #2d467f77
+class Retriever(RetrievalFeatures):
+    "Embeddings, search, ITC -> ITM re-ranking and recall@K with a BLIP or BLIP-2 retrieval model."
     def similarity(self, image_feats, text_feats, mode:str|None=None) -> torch.Tensor:
         "ITC similarity [Ni, Nt] (`mode`: default the retriever's)."
         return similarity(image_feats, text_feats, mode or self.mode)
@@ -316,6 +322,7 @@ class Retriever:
             with self._cast(): return itm_pair_scores(self.model, emb, ids, mask, p, batch_size, progress)
         return rerank(sim, itm, k_test, i2t, t2i)
 
+    # ---- search
     def search(self, query, # a text, or a list of texts
                gallery, # a `Gallery`, image features [N, D] / [N, Q, D], or an index (`FaissIndex`)
                k:int=5, mode:str|None=None,
@@ -337,35 +344,40 @@ class Retriever:
             hits = Hits(*sim.T.topk(min(k, sim.shape[0]), dim=1))
         return Hits(hits.scores[0], hits.indices[0]) if single else hits
 
-    def evaluate(self, eval_set:RetrievalEvalSet, # images, texts and their positives
-                 k_test:int=256, # ITM re-scores each image's and each text's top k_test (LAVIS: 256 COCO, 128 Flickr30k)
-                 use_itm:bool=True, # also re-rank (the ITC-only recalls are always reported)
-                 mode:str|None=None, # BLIP-2 similarity over queries (default: the retriever's)
-                 gallery:Gallery|None=None, # the set's images already embedded (row i = eval_set.images[i])
+    def evaluate(self, eval_set:RetrievalEvalSet, k_test:int=256, use_itm:bool=True, mode:str|None=None, gallery:Gallery|None=None,
                  batch_size:int=32, itm_batch_size:int=128, progress:bool=True, ks=(1, 5, 10)) -> dict:
         "Recall@K both ways on a retrieval set with ITC alone and with ITC -> ITM re-ranking, and the time each stage took."
-        secs, t = {}, time.perf_counter()
-        if gallery is None:
-            gallery = self.embed_images(eval_set.image_paths(), batch_size, progress, keep_embeds=use_itm)
-            secs["images"] = time.perf_counter() - t; t = time.perf_counter()
-        if len(gallery) != len(eval_set.images):
-            raise ValueError(f"the gallery has {len(gallery)} rows for {len(eval_set.images)} images")
-        if use_itm and gallery.embeds is None: raise ValueError("ITM re-ranking needs a gallery embedded with keep_embeds=True")
-        text_feats = self.get_text_feat(eval_set.texts, progress=progress)
-        secs["texts"] = time.perf_counter() - t; t = time.perf_counter()
-        sim = self.similarity(gallery.feats, text_feats, mode)
-        out = {"itc": recall_at_k(sim, eval_set.img2txt, eval_set.txt2img, ks)}
-        secs["itc"] = time.perf_counter() - t; t = time.perf_counter()
-        if use_itm:
-            r = self.rerank(sim, gallery.embeds, eval_set.texts, k_test, batch_size=itm_batch_size, progress=progress)
-            out["itm"] = recall_two_way(r.i2t, r.t2i, eval_set.img2txt, eval_set.txt2img, ks)
-            out["itm_pairs"] = r.pairs
-            secs["itm"] = time.perf_counter() - t
-        out.update(images=len(eval_set.images), texts=len(eval_set.texts), k_test=k_test, mode=mode or self.mode,
-                   seconds={k: round(v, 2) for k, v in secs.items()})
-        return out
+        return evaluate_retrieval(self, eval_set, k_test, use_itm, mode, gallery, batch_size, itm_batch_size, progress, ks)
 
-    def __repr__(self): return f"Retriever({type(self.model).__name__}, mode={self.mode!r}" + (f", dtype={self.dtype!r})" if self.dtype != "fp32" else ")")
+# %% ../nbs/12_retrieval.ipynb #4f8852bf
+def evaluate_retrieval(retriever:Retriever, # what embeds, scores and re-ranks
+                       eval_set:RetrievalEvalSet, # images, texts and their positives
+                       k_test:int=256, # ITM re-scores each image's and each text's top k_test (LAVIS: 256 COCO, 128 Flickr30k)
+                       use_itm:bool=True, # also re-rank (the ITC-only recalls are always reported)
+                       mode:str|None=None, # BLIP-2 similarity over queries (default: the retriever's)
+                       gallery:Gallery|None=None, # the set's images already embedded (row i = eval_set.images[i])
+                       batch_size:int=32, itm_batch_size:int=128, progress:bool=True, ks=(1, 5, 10)) -> dict:
+    "LAVIS's protocol: recall@K both ways with ITC alone and with ITC -> ITM re-ranking, and the time each stage took."
+    secs, t = {}, time.perf_counter()
+    if gallery is None:
+        gallery = retriever.embed_images(eval_set.image_paths(), batch_size, progress, keep_embeds=use_itm)
+        secs["images"] = time.perf_counter() - t; t = time.perf_counter()
+    if len(gallery) != len(eval_set.images):
+        raise ValueError(f"the gallery has {len(gallery)} rows for {len(eval_set.images)} images")
+    if use_itm and gallery.embeds is None: raise ValueError("ITM re-ranking needs a gallery embedded with keep_embeds=True")
+    text_feats = retriever.get_text_feat(eval_set.texts, progress=progress)
+    secs["texts"] = time.perf_counter() - t; t = time.perf_counter()
+    sim = retriever.similarity(gallery.feats, text_feats, mode)
+    out = {"itc": recall_at_k(sim, eval_set.img2txt, eval_set.txt2img, ks)}
+    secs["itc"] = time.perf_counter() - t; t = time.perf_counter()
+    if use_itm:
+        r = retriever.rerank(sim, gallery.embeds, eval_set.texts, k_test, batch_size=itm_batch_size, progress=progress)
+        out["itm"] = recall_two_way(r.i2t, r.t2i, eval_set.img2txt, eval_set.txt2img, ks)
+        out["itm_pairs"] = r.pairs
+        secs["itm"] = time.perf_counter() - t
+    out.update(images=len(eval_set.images), texts=len(eval_set.texts), k_test=k_test, mode=mode or retriever.mode,
+               seconds={k: round(v, 2) for k, v in secs.items()})
+    return out
 
 # %% ../nbs/12_retrieval.ipynb #2100ad1b
 class FaissIndex:

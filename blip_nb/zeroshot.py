@@ -49,7 +49,7 @@ def _check_model(model):
 
 @torch.no_grad()
 def text_features(model:nn.Module, texts:list[str], batch_size:int=256, dtype="auto") -> torch.Tensor:
-    "Normalised text features [T, D]: `Retriever.get_text_feat` (BLIP-2: the projected [CLS] of the Q-Former's text side; BLIP: of its text encoder)."
+    "Normalised text features [T, D]: `RetrievalFeatures.get_text_feat` (BLIP-2: the projected [CLS] of the Q-Former's text side; BLIP: of its text encoder)."
     _check_model(model)
     return Retriever(model, dtype=dtype).get_text_feat(texts, batch_size)
 
@@ -65,7 +65,7 @@ def label_features(model:nn.Module, labels:list[str], template:str|list[str]|Non
 
 @torch.no_grad()
 def image_features(model:nn.Module, pixels:torch.Tensor, dtype="auto") -> torch.Tensor:
-    "Normalised image features: BLIP-2 one per query [B, Q, D], BLIP its [CLS] [B, D] (`Retriever.image_feat`)."
+    "Normalised image features: BLIP-2 one per query [B, Q, D], BLIP its [CLS] [B, D] (`RetrievalFeatures.image_feat`)."
     _check_model(model)
     r = Retriever(model, dtype=dtype)
     return r.image_feat(r.encode_image(pixels))
