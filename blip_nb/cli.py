@@ -125,6 +125,34 @@ def _dlip_summary(run, out, say) -> dict|None:
     plot_experiment(rep, Path(out)/"loss_dlip.png")
     return {k: {m: v for m, v in r.items() if m != "examples"} for k, r in rep["results"].items()}
 
+def _demo_gallery(ckpts:dict, test:dict, out:Path, say, progress:bool) -> tuple[list, str]:
+    "Both models' captions (beam 3) of 8 held-out images and of the real photos that ship in packages: (rows, gallery PNG)."
+    from blip_nb.caption import generate, load_model, to_image
+    picks = list(range(0, len(test["en"]), max(1, len(test["en"]) // 8)))[:8]
+    photos = demo_photos()
+    inputs = [test["en"].image_path(i) for i in picks] + [p for _, p in photos]
+    titles = [f"easy-vqa test {i}" for i in picks] + [n for n, _ in photos]
+    caps = {lang: generate(inputs, load_model(ckpts[lang]), method="beam", num_beams=3, max_new_tokens=12, min_new_tokens=1, progress=progress)
+            for lang in ("en", "ja")}
+    say("\nCaptions (beam 3) of held-out easy-vqa images and of real photos the model has never seen anything like:")
+    rows, gallery_rows = [], []
+    for k, (name, x) in enumerate(zip(titles, inputs)):
+        ref = {lang: test[lang].caption(picks[k]) if k < len(picks) else None for lang in ("en", "ja")}
+        rows.append({"image": name, "en": caps["en"][k], "ja": caps["ja"][k], "reference_en": ref["en"], "reference_ja": ref["ja"]})
+        say(f"  {name:26} {caps['en'][k]:22} {caps['ja'][k]}" + (f"   (reference: {ref['en']} / {ref['ja']})" if ref["en"] else ""))
+        gallery_rows.append((to_image(x), name, caps["en"][k], caps["ja"][k]))
+    return rows, str(caption_gallery(gallery_rows, out/"gallery.png"))
+
+def _held_out_embeds(model, t, cache, prev, progress:bool) -> torch.Tensor:
+    "The image encoder's tokens of the held-out images: the previous model's when it has the same encoder, else the training cache's, else encoded now."
+    import torch
+    from blip_nb.retrieval import Retriever
+    enc = model.visual_encoder.state_dict()
+    if prev is not None and enc.keys() == prev[0].keys() and all(torch.equal(v, prev[0][k]) for k, v in enc.items()): return prev[1]
+    if cache is not None and all(t.image_key(i) in cache for i in range(len(t))):
+        return torch.stack([cache[t.image_key(i)] for i in range(len(t))])  # the encoder's outputs, computed in training
+    return Retriever(model, dtype="fp32").embed_images([t.image_path(j) for j in range(len(t))], 64, progress, keep_embeds=True).embeds
+
 def demo(out="demo_out", # directory for the report (demo.json, gallery.png, loss curves)
          models="models", # where the trained default is, or is trained on the first run
          train:bool=True, # train the default when it is missing (about 10 minutes on 2 cores)
@@ -132,11 +160,9 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
          verbose:bool=True, # print the results as they come
          progress:bool=True) -> dict: # progress bars (training, captioning, embedding, re-ranking) in a terminal or notebook
     "The main job on the embedded default: train it once, caption, retrieve, classify zero-shot, score, and write a report."
-    import torch
     import shutil
-    from blip_nb.caption import generate, load_model, to_image
+    from blip_nb.caption import load_model
     from blip_nb.data import EasyVQACaptions
-    from blip_nb.retrieval import Retriever
     from blip_nb.features import FeatureCache
     say = print if verbose else (lambda *a, **k: None)
     t0 = time.time()
@@ -155,35 +181,14 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
     test = {lang: EasyVQACaptions("test", lang) for lang in ("en", "ja")}
     if limit:
         for t in test.values(): t.items = t.items[:limit]
-    picks = list(range(0, len(test["en"]), max(1, len(test["en"]) // 8)))[:8]
-    photos = demo_photos()
-    inputs = [test["en"].image_path(i) for i in picks] + [p for _, p in photos]
-    titles = [f"easy-vqa test {i}" for i in picks] + [n for n, _ in photos]
-    caps = {lang: generate(inputs, load_model(ckpts[lang]), method="beam", num_beams=3, max_new_tokens=12, min_new_tokens=1, progress=progress)
-            for lang in ("en", "ja")}
-    say("\nCaptions (beam 3) of held-out easy-vqa images and of real photos the model has never seen anything like:")
-    rows, gallery_rows = [], []
-    for k, (name, x) in enumerate(zip(titles, inputs)):
-        ref = {lang: test[lang].caption(picks[k]) if k < len(picks) else None for lang in ("en", "ja")}
-        rows.append({"image": name, "en": caps["en"][k], "ja": caps["ja"][k], "reference_en": ref["en"], "reference_ja": ref["ja"]})
-        say(f"  {name:26} {caps['en'][k]:22} {caps['ja'][k]}" + (f"   (reference: {ref['en']} / {ref['ja']})" if ref["en"] else ""))
-        gallery_rows.append((to_image(x), name, caps["en"][k], caps["ja"][k]))
-    report["captions"] = rows
-    report["gallery"] = str(caption_gallery(gallery_rows, out/"gallery.png"))
+    report["captions"], report["gallery"] = _demo_gallery(ckpts, test, out, say, progress)
 
     cache = FeatureCache(Path(models)/"cache"/"easy-vqa-test") if (Path(models)/"cache"/"easy-vqa-test"/"index.json").exists() else None
     prev = None  # (encoder state, embeds): the Japanese model shares the English model's frozen encoder
     for lang in ("en", "ja"):
-        model = load_model(ckpts[lang])
-        t = test[lang]
-        enc = model.visual_encoder.state_dict()
-        if prev is not None and enc.keys() == prev[0].keys() and all(torch.equal(v, prev[0][k]) for k, v in enc.items()):
-            embeds = prev[1]
-        elif cache is not None and all(t.image_key(i) in cache for i in range(len(t))):
-            embeds = torch.stack([cache[t.image_key(i)] for i in range(len(t))])  # the encoder's outputs, computed in training
-        else:  # no feature cache from training: encode the images
-            embeds = Retriever(model, dtype="fp32").embed_images([t.image_path(j) for j in range(len(t))], 64, progress, keep_embeds=True).embeds
-        prev = (enc, embeds)
+        model, t = load_model(ckpts[lang]), test[lang]
+        prev = (model.visual_encoder.state_dict(), _held_out_embeds(model, t, cache, prev, progress))
+        embeds = prev[1]
         say(f"\nHeld-out easy-vqa test set ({lang}, {len(t)} images):")
         report["langs"][lang] = _evaluate_lang(model, lang, embeds, t, say, progress)
 
@@ -273,6 +278,19 @@ def image_args(paths:list) -> list[Path]:
         else: out.append(p)
     return out
 
+@contextlib.contextmanager
+def _warnings_to_stderr(cmd:str):
+    "The library's warnings while a command works (a skipped image, a slow dtype) as `blip_nb CMD: message` lines on stderr."
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *_, **__: print(f"blip_nb {cmd}: {message}", file=sys.stderr)
+        yield
+
+def _report_skipped(cmd:str, errors:dict) -> int:
+    "Name each image a command left out (`blip_nb CMD: skipped ...` on stderr); the exit code: 1 if there was any."
+    for e in errors.values(): print(f"blip_nb {cmd}: skipped {e}", file=sys.stderr)
+    return 1 if errors else 0
+
 def _cmd_caption(a):
     from blip_nb.caption import generate
     opts = dict(method=a.method, num_beams=a.num_beams, max_new_tokens=a.max_new_tokens, min_new_tokens=a.min_new_tokens,
@@ -283,10 +301,7 @@ def _cmd_caption(a):
     given = [f for f, v in (("--out", a.out), ("--recursive", a.recursive), ("--skip-existing", a.skip_existing), ("--workers", a.workers)) if v is not None]
     if given: raise ValueError(f"{', '.join(given)} go with --write (captioning a folder into files)")
     paths = image_args(a.images)
-    with warnings.catch_warnings(record=True) as skipped:
-        warnings.simplefilter("always")
-        caps = generate(paths, a.model, **opts, skip_errors=a.skip_errors, progress=not a.quiet)
-    for w in skipped: print(f"blip_nb caption: {w.message}", file=sys.stderr)
+    with _warnings_to_stderr("caption"): caps = generate(paths, a.model, **opts, skip_errors=a.skip_errors, progress=not a.quiet)
     for p, c in zip(paths, caps):
         if a.json: print(json.dumps({"image": str(p), "caption": c}, ensure_ascii=False))
         elif c is not None: print(f"{p}\t{c}")
@@ -298,9 +313,7 @@ def _caption_folder(a, opts:dict) -> int:
     if len(a.images) != 1 or not Path(a.images[0]).is_dir(): raise ValueError(f"--write captions one folder, not: {' '.join(a.images)}")
     if a.json: raise ValueError("--json prints captions; with --write they go to files")
     say = lambda msg: print(f"blip_nb caption: {msg}", file=sys.stderr)
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = lambda message, *_, **__: say(message)
+    with _warnings_to_stderr("caption"):
         try: r = caption_folder(a.images[0], a.model, write=a.write, out=a.out, recursive=a.recursive is not False,
                                 skip_existing=a.skip_existing is not False, num_workers=a.workers, progress=not a.quiet, **opts)
         except KeyboardInterrupt: say("the finished batches' captions are written: the same command again captions the rest"); raise
@@ -314,7 +327,7 @@ def _cmd_retrieve(a):
     r = Retriever(a.model, lang=a.lang, dtype=a.dtype)
     g = r.embed_images(paths, batch_size=a.batch_size, progress=not a.quiet,
                        keep_embeds=a.itm, skip_errors=True)
-    for i, e in g.errors.items(): print(f"blip_nb retrieve: skipped {e}", file=sys.stderr)
+    code = _report_skipped("retrieve", g.errors)
     for q in a.query:
         hits = r.search(q, g, k=a.k, use_itm=a.itm)
         found = [(str(paths[g.index[int(i)]]), round(float(s), 4)) for s, i in zip(hits.scores, hits.indices)]
@@ -322,7 +335,7 @@ def _cmd_retrieve(a):
         else:
             print(q)
             for p, s in found: print(f"  {s:8.4f}  {p}")
-    return 1 if g.errors else 0
+    return code
 
 def _cmd_classify(a):
     from blip_nb.zeroshot import classify
@@ -330,12 +343,12 @@ def _cmd_classify(a):
     labels = [l.strip() for l in a.labels[0].split(",")] if len(a.labels) == 1 else a.labels
     res = classify(paths, labels, a.template, a.model, lang=a.lang, batch_size=a.batch_size, skip_errors=True,
                    progress=not a.quiet)
-    for i, e in res.errors.items(): print(f"blip_nb classify: skipped {e}", file=sys.stderr)
+    code = _report_skipped("classify", res.errors)
     for p, pred in zip(paths, res.predictions):
         if pred is None: continue
         if a.json: print(json.dumps({"image": str(p), "scores": pred[:a.top]}, ensure_ascii=False))
         else: print(f"{p}\t" + ", ".join(f"{d['label']} {d['score']:.3f}" for d in pred[:a.top]))
-    return 1 if res.errors else 0
+    return code
 
 def _cmd_eval(a):
     if a.task == "caption":
@@ -394,10 +407,8 @@ def _model_options(p, batch_size:int, what:str="checkpoint", json_out:bool=True)
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 DTYPE_HELP = '"auto" (default): bf16 where this machine does it fast (CPUs with AMX or AVX512-BF16, recent GPUs), else fp32'
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="blip_nb", description="BLIP / BLIP-2 / Japanese BLIP-2 / DLIP in readable notebooks.")
-    p.add_argument("--debug", action="store_true", help=f"show the traceback of an error instead of its one-line message (or {DEBUG_ENV}=1)")
-    sub = p.add_subparsers(dest="command", required=True)
+def _demo_command(sub):
+    "The parser of demo: the main job on the embedded default."
     d = sub.add_parser("demo", help="the main job on the embedded default: train once, caption, retrieve, classify, score; writes a report")
     d.add_argument("--out", default="demo_out", help="report directory (default: demo_out)")
     d.add_argument("--models", default="models", help="where the trained default lives (default: models)")
@@ -405,6 +416,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--limit", type=_at_least(0), default=0, help="evaluate on the first N held-out images (default: all 1,000)")
     d.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr is not a terminal)")
     d.set_defaults(func=_cmd_demo)
+
+def _text_commands(sub):
+    "The parser of tokenize and config: the tokenizers and presets from a shell."
     t = sub.add_parser("tokenize", help="tokenize text with the English or Japanese BLIP tokenizer (JSON lines)")
     t.add_argument("text", nargs="+", help="texts to tokenize")
     t.add_argument("--lang", choices=["en", "ja"], default="en")
@@ -415,6 +429,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("name", nargs="?", default=None, help="preset name (omit to list them)")
     c.add_argument("--save", default=None, help="write the JSON to this path instead of printing it")
     c.set_defaults(func=_cmd_config)
+
+def _caption_command(sub):
+    "The parser of caption: files and folders to lines, or a folder into side-cars / a manifest."
     k = sub.add_parser("caption", help="caption images (files or folders) with the embedded default or any checkpoint",
                        description="Prints one line per image: path, a tab, the caption (or JSON lines with --json). "
                                    "Exit code 1 if any image could not be read (with --skip-errors the others are still captioned). "
@@ -447,6 +464,9 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--workers", type=_at_least(0), help="with --write: processes decoding images while the model works (0: none)")
     _model_options(k, 16, "checkpoint (any format load_checkpoint reads)")
     k.set_defaults(func=_cmd_caption)
+
+def _search_commands(sub):
+    "The parser of retrieve and classify: a gallery searched by text, images sorted into named labels."
     s = sub.add_parser("retrieve", help="search a folder of images by text (ITC; --itm re-ranks by ITM + ITC)",
                        description="Prints each query and its best images with their scores (or JSON lines with --json).")
     s.add_argument("--images", nargs="+", required=True, help="image files and/or folders: the gallery")
@@ -465,6 +485,9 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--top", type=_at_least(1), default=3, help="labels printed per image")
     _model_options(z, 32, "checkpoint")
     z.set_defaults(func=_cmd_classify)
+
+def _eval_command(sub):
+    "The parser of eval: caption metrics or retrieval recall on a dataset."
     e = sub.add_parser("eval", help="score a model: caption metrics or retrieval recall@K on a dataset",
                        description="caption: BLEU-1..4, METEOR, ROUGE-L, CIDEr (SPICE when its jars are present); "
                                    "retrieval: recall@1/5/10 both ways, ITC and ITC -> ITM. Prints JSON.")
@@ -481,6 +504,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=_at_least(0), default=0, help="caption: the first N images only")
     _model_options(e, 32, "checkpoint", json_out=False)
     e.set_defaults(func=_cmd_eval)
+
+def _train_command(sub):
+    "The parser of train: a recipe on your data, or the embedded default."
     r = sub.add_parser("train", help="train a recipe on your data, or the embedded default on easy-vqa",
                        description="Recipes: default (the embedded default, English then Japanese), blip2_stage1, "
                                    "blip2_stage2, blip2_japanese, blip_retrieval, blip_caption, dlip (distil --teacher into a small student).")
@@ -508,6 +534,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--limit", type=_at_least(0), default=0, help="default recipe: use only the first N train and test images (quick checks)")
     r.set_defaults(func=_cmd_train)
+    
+
+def _parser() -> argparse.ArgumentParser:
+    "The `blip_nb` command line: one sub-parser per command (the functions above)."
+    p = argparse.ArgumentParser(prog="blip_nb", description="BLIP / BLIP-2 / Japanese BLIP-2 / DLIP in readable notebooks.")
+    p.add_argument("--debug", action="store_true", help=f"show the traceback of an error instead of its one-line message (or {DEBUG_ENV}=1)")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_demo_command, _text_commands, _caption_command, _search_commands, _eval_command, _train_command): add(sub)
     return p
 
 DEBUG_ENV = "BLIP_NB_DEBUG"
