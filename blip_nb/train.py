@@ -23,12 +23,19 @@ from .runstate import (RunLock, StopSignals, _metric_lines, _write_json, atomic_
                               get_rng_state, last_checkpoint, load_weights, plot_metrics, prepare_out_dir, read_metrics,
                               remove_orphans, rng_fork, save_weights, seed_everything, set_rng_state)
 from .features import CachedFeatures, FeatureCache, build_feature_cache, encoder_fingerprint
+_all_ = ["rank_world", "init_distributed", "atomic_write", "save_weights", "load_weights", "get_rng_state", "set_rng_state",
+         "rng_fork", "seed_everything", "StopSignals", "last_checkpoint", "prepare_out_dir", "RunLock", "remove_orphans",
+         "check_same_model", "find_resume", "read_metrics", "plot_metrics", "encoder_fingerprint", "FeatureCache",
+         "build_feature_cache", "CachedFeatures"]  # `from blip_nb.train import *` still brings them
 
 # %% auto #0
 __all__ = ['TrainConfig', 'vit_layer_id', 'param_groups', 'build_optimizer', 'lr_at', 'build_scheduler', 'collate_samples',
            'batch_size_of', 'ToyOutput', 'set_grad_checkpointing', 'forward_kwargs', 'loss_fields',
            'NonFiniteLossError', 'TrainResult', 'check_train_config', 'steps_per_epoch', 'Run', 'train',
-           'ddp_train_check']
+           'ddp_train_check', 'rank_world', 'init_distributed', 'atomic_write', 'save_weights', 'load_weights',
+           'get_rng_state', 'set_rng_state', 'rng_fork', 'seed_everything', 'StopSignals', 'last_checkpoint',
+           'prepare_out_dir', 'RunLock', 'remove_orphans', 'check_same_model', 'find_resume', 'read_metrics',
+           'plot_metrics', 'encoder_fingerprint', 'FeatureCache', 'build_feature_cache', 'CachedFeatures']
 
 # %% ../nbs/10_train.ipynb #8760e166
 @dataclass
