@@ -100,9 +100,11 @@ def _evaluate_lang(model, lang:str, embeds:torch.Tensor, test, say, progress:boo
         acc = float((pred == truth).float().mean())
         out["zeroshot"][task] = {"labels": labels, "accuracy": round(acc, 4), "chance": round(1 / len(labels), 4)}
         say(f"  zero-shot {task} ({len(labels)} labels, chance {1 / len(labels):.0%}): {acc:.1%}")
-    with torch.no_grad():
-        preds = sum((qformer_generate(model, embeds[i:i + 100], method="greedy", max_new_tokens=12, min_new_tokens=1)
-                     for i in progress_bar(range(0, len(embeds), 100), progress, desc=f"captions ({lang})", unit="x100")), [])
+    preds = []
+    with torch.no_grad(), progress_bar(total=len(embeds), progress=progress, desc=f"captions ({lang})", unit="img") as bar:
+        for i in range(0, len(embeds), 100):
+            preds += qformer_generate(model, embeds[i:i + 100], method="greedy", max_new_tokens=12, min_new_tokens=1)
+            bar.update(len(embeds[i:i + 100]))
     m = caption_metrics([p.strip() for p in preds], [[c] for c in caps], lang)
     out["captions"] = {"exact": round(sum(p.strip() == c for p, c in zip(preds, caps)) / len(caps), 4),
                        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}}
@@ -143,15 +145,15 @@ def _demo_gallery(ckpts:dict, test:dict, out:Path, say, progress:bool) -> tuple[
         gallery_rows.append((to_image(x), name, caps["en"][k], caps["ja"][k]))
     return rows, str(caption_gallery(gallery_rows, out/"gallery.png"))
 
-def _held_out_embeds(model, t, cache, prev, progress:bool) -> torch.Tensor:
-    "The image encoder's tokens of the held-out images: the previous model's when it has the same encoder, else the training cache's, else encoded now."
+def _held_out_embeds(model, t, cache, prev, progress:bool) -> tuple[dict, torch.Tensor]:
+    "(encoder state, its tokens of the held-out images): the previous model's when it has the same encoder, else the training cache's, else encoded now."
     import torch
     from blip_nb.retrieval import Retriever
     enc = model.visual_encoder.state_dict()
-    if prev is not None and enc.keys() == prev[0].keys() and all(torch.equal(v, prev[0][k]) for k, v in enc.items()): return prev[1]
+    if prev is not None and enc.keys() == prev[0].keys() and all(torch.equal(v, prev[0][k]) for k, v in enc.items()): return prev
     if cache is not None and all(t.image_key(i) in cache for i in range(len(t))):
-        return torch.stack([cache[t.image_key(i)] for i in range(len(t))])  # the encoder's outputs, computed in training
-    return Retriever(model, dtype="fp32").embed_images([t.image_path(j) for j in range(len(t))], 64, progress, keep_embeds=True).embeds
+        return enc, torch.stack([cache[t.image_key(i)] for i in range(len(t))])  # the encoder's outputs, computed in training
+    return enc, Retriever(model, dtype="fp32").embed_images([t.image_path(j) for j in range(len(t))], 64, progress, keep_embeds=True).embeds
 
 def demo(out="demo_out", # directory for the report (demo.json, gallery.png, loss curves)
          models="models", # where the trained default is, or is trained on the first run
@@ -187,10 +189,9 @@ def demo(out="demo_out", # directory for the report (demo.json, gallery.png, los
     prev = None  # (encoder state, embeds): the Japanese model shares the English model's frozen encoder
     for lang in ("en", "ja"):
         model, t = load_model(ckpts[lang]), test[lang]
-        prev = (model.visual_encoder.state_dict(), _held_out_embeds(model, t, cache, prev, progress))
-        embeds = prev[1]
+        prev = _held_out_embeds(model, t, cache, prev, progress)
         say(f"\nHeld-out easy-vqa test set ({lang}, {len(t)} images):")
-        report["langs"][lang] = _evaluate_lang(model, lang, embeds, t, say, progress)
+        report["langs"][lang] = _evaluate_lang(model, lang, prev[1], t, say, progress)
 
     report["dlip"] = _dlip_summary(Path(models)/"dlip_experiment", out, say)
     report["seconds"] = {"training": round(t_train, 1), "total": round(time.time() - t0, 1)}

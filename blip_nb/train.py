@@ -369,7 +369,7 @@ class _RunBooks:
         st, cfg = self.st, self.cfg
         with rng_fork(self.gen), torch.no_grad():
             self.wrapped.eval()
-            try: metrics = {k: float(v) for k, v in self.eval_fn(getattr(self.wrapped, "module", self.wrapped)).items()}
+            try: metrics = {k: float(v) for k, v in self.eval_fn(self.model).items()}  # the model itself: DDP's .module, FSDP's in place
             finally: self.wrapped.train()
         st["eval_step"] = st["step"]
         self.log({"eval": metrics})
@@ -560,12 +560,11 @@ class Run(_RunBooks, _RunSteps):
                 keep = [l for l, r in _metric_lines(self.log_path.read_text(), self.log_path) if r.get("step", 0) <= self.st["step"]]
                 atomic_write(self.log_path, lambda t: Path(t).write_text("".join(l + "\n" for l in keep)))
         self.bar = progress_bar(total=self.total, initial=self.st["step"], progress=self.main and self.cfg.progress, desc="train")
-        self.nf_start = self.st["nonfinite"]
 
     def start(self):
         "Reset the counters of this call and put the model in training mode."
         self.sums, self.n_sum, self.t_log, self.samples_log = {}, 0, time.time(), self.st["samples"]
-        self.samples_start, self.t_loop = self.st["samples"], time.time()
+        self.samples_start, self.nf_start, self.t_loop = self.st["samples"], self.st["nonfinite"], time.time()
         self.fwd_kw = forward_kwargs(self.model, self.gather, self.gen)
         self.wrapped.train()
         self.opt.zero_grad(set_to_none=True)
